@@ -1,0 +1,4 @@
+"""Datasets, per-sample pipelines and data loaders."""
+from .registry import DATASETS, PIPELINES
+
+__all__ = ["DATASETS", "PIPELINES"]

@@ -1,0 +1,3 @@
+from .resnet_slowfast import ResNetSlowFast
+
+__all__ = ["ResNetSlowFast"]

@@ -1,0 +1,3 @@
+from .recognizers import Recognizer3D
+
+__all__ = ["Recognizer3D"]

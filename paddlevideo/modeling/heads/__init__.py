@@ -1,0 +1,3 @@
+from .slowfast_head import SlowFastHead
+
+__all__ = ["SlowFastHead"]

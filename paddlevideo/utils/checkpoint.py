@@ -1,0 +1,120 @@
+"""Save and load checkpoints: atomic writes, and loads that say exactly what does not fit."""
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+
+HEAD_PREFIXES = ("head.",)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that is missing, unreadable or does not fit the model."""
+
+
+def save(obj: Any, path: str) -> None:
+    """``paddle.save`` to ``path`` through a temporary file, so a crash never leaves a torn file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        paddle.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load(path: str) -> Dict[str, Any]:
+    """Read a ``.pdparams``/``.pdopt`` file; a missing or corrupt file is a CheckpointError."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"Checkpoint not found: {path}")
+    try:
+        state = paddle.load(path, return_numpy=True)
+    except Exception as err:  # paddle raises many kinds for a bad file
+        raise CheckpointError(f"Cannot read checkpoint {path}: {err}") from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"Checkpoint {path} holds a {type(state).__name__}, not a dict")
+    return state
+
+
+def _shape(value: Any) -> List[int]:
+    return list(np.shape(value.numpy() if hasattr(value, "numpy") else value))
+
+
+def match_state_dict(model: nn.Layer, state: Dict[str, Any], skip_head: bool = False,
+                     source: str = "checkpoint") -> Dict[str, Any]:
+    """Check ``state`` against ``model.state_dict()``; return the entries to load.
+
+    Raises a :class:`CheckpointError` that lists missing, unexpected and mis-shaped keys by name.
+    With ``skip_head``, classifier entries (``head.*``) are left out of the check and not loaded,
+    so a checkpoint trained on another number of classes can start a fine-tuning run.
+    """
+    expected = model.state_dict()
+    if skip_head:
+        expected = {k: v for k, v in expected.items() if not k.startswith(HEAD_PREFIXES)}
+        state = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIXES)}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshaped = [f"{k}: checkpoint {_shape(state[k])} vs model {list(expected[k].shape)}"
+                 for k in sorted(set(state) & set(expected))
+                 if _shape(state[k]) != list(expected[k].shape)]
+    if missing or unexpected or misshaped:
+        lines = [f"{source} does not fit the model:"]
+        for title, items in (("missing", missing), ("unexpected", unexpected),
+                             ("shape mismatch", misshaped)):
+            if items:
+                shown = items[:20] + ([f"... and {len(items) - 20} more"] if len(items) > 20
+                                      else [])
+                lines.append(f"  {title} ({len(items)}): " + ", ".join(shown))
+        if not skip_head and any(k.startswith(HEAD_PREFIXES) for k in missing + unexpected) \
+                or any(m.startswith(HEAD_PREFIXES) for m in misshaped):
+            lines.append("  (to fine-tune with another number of classes, load with "
+                         "skip_head=True / -o skip_head=True)")
+        raise CheckpointError("\n".join(lines))
+    return {k: state[k] for k in expected}
+
+
+def load_weights(model: nn.Layer, path_or_state: Any, skip_head: bool = False) -> None:
+    """Load a checkpoint file (or state dict) into ``model``, refusing one that does not fit."""
+    from .multigrid.sub_batchnorm import reset_sub_bn_stats
+
+    source = path_or_state if isinstance(path_or_state, str) else "checkpoint"
+    state = load(path_or_state) if isinstance(path_or_state, str) else path_or_state
+    model.set_state_dict(match_state_dict(model, state, skip_head=skip_head, source=source))
+    reset_sub_bn_stats(model)
+
+
+def load_pretrained(layer: nn.Layer, path: str, prefix: str = "") -> None:
+    """Load ``path`` into a sub-layer; keys written for the whole model (``prefix`` + name)
+    are accepted too, as PaddleVideo's ``pretrained:`` option does."""
+    state = load(path)
+    if prefix and any(k.startswith(prefix) for k in state):
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    load_weights(layer, state)
+
+
+_EPOCH_RE = re.compile(r"_epoch_(\d+)\.pdparams$")
+
+
+def checkpoint_paths(output_dir: str, model_name: str, epoch: int) -> Dict[str, str]:
+    """The two files of one training checkpoint."""
+    stem = os.path.join(output_dir, f"{model_name}_epoch_{epoch:05d}")
+    return {"model": f"{stem}.pdparams", "state": f"{stem}.pdopt"}
+
+
+def latest_checkpoint_epoch(output_dir: str, model_name: str) -> Optional[int]:
+    """The newest epoch with both its ``.pdparams`` and ``.pdopt`` present, or None."""
+    if not os.path.isdir(output_dir):
+        return None
+    epochs = []
+    for name in os.listdir(output_dir):
+        match = _EPOCH_RE.search(name)
+        if match and name.startswith(f"{model_name}_epoch_"):
+            epoch = int(match.group(1))
+            if os.path.isfile(checkpoint_paths(output_dir, model_name, epoch)["state"]):
+                epochs.append(epoch)
+    return max(epochs) if epochs else None
