@@ -17,6 +17,14 @@ class ConfigError(ValueError):
     """A config file or an override that cannot be used, with the file and key named."""
 
 
+# Constructor arguments of ResNetSlowFast / SlowFastHead that have defaults. They are listed by
+# name (not ``MODEL.head.*``) so that a typo such as ``MODEL.head.num_clases`` is still caught.
+_BACKBONE_ARGS = ("alpha", "beta", "depth", "width_per_group", "fusion_kernel_sz",
+                  "fusion_conv_channel_ratio", "num_groups", "input_channel_num",
+                  "bn_norm_type", "bn_num_splits", "pretrained")
+_HEAD_ARGS = ("width_per_group", "alpha", "beta", "num_classes", "num_frames", "crop_size",
+              "dropout_rate", "multigrid_short", "fusion_conv_channel_ratio")
+
 # Keys that a config may leave out; an override may add them. Patterns use fnmatch syntax on the
 # dotted path. Everything else must already exist in the file to be overridden, so a typo in
 # ``-o`` is caught instead of silently adding an unused key.
@@ -30,7 +38,8 @@ OPTIONAL_KEYS: Sequence[str] = (
     "DATASET.*.test_mode", "DATASET.*.data_prefix", "DATASET.*.batch_size",
     "DATASET.*.num_workers", "DATASET.*.use_shared_memory", "DATASET.*.file_path",
     "DATASET.*_batch_size", "DATASET.num_workers",
-    "MODEL.backbone.*", "MODEL.head.*", "MODEL.loss", "MODEL.loss.*", "OPTIMIZER.grad_clip",
+    *(f"MODEL.backbone.{k}" for k in _BACKBONE_ARGS), *(f"MODEL.head.{k}" for k in _HEAD_ARGS),
+    "MODEL.loss", "MODEL.loss.*", "OPTIMIZER.grad_clip",
     "OPTIMIZER.grad_clip.*", "OPTIMIZER.learning_rate.*", "OPTIMIZER.*",
     "METRIC.*", "PIPELINE.*.decode_sampler.*", "PIPELINE.*.transform.*.*.*",
 )
