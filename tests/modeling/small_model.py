@@ -1,9 +1,8 @@
-"""Small SlowFast models and inputs shared by the modeling tests."""
+"""A narrow SlowFast and small input clips that run quickly on CPU (shared by the tests)."""
 from typing import Any, Dict
 
 import numpy as np
 import paddle
-import pytest
 
 from paddlevideo.modeling import build_model
 
@@ -40,13 +39,3 @@ def make_inputs(batch: int = 2, alpha: int = 4, crop: int = CROP, frames: int = 
     slow = fast[:, :, ::alpha].copy()
     label = rng.integers(0, NUM_CLASSES, size=(batch, 1)).astype("int64")
     return paddle.to_tensor(slow), paddle.to_tensor(fast), paddle.to_tensor(label)
-
-
-@pytest.fixture
-def small_model():
-    return build_small()
-
-
-@pytest.fixture
-def small_inputs():
-    return make_inputs()

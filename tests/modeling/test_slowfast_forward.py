@@ -4,7 +4,7 @@ import paddle
 import paddle.nn.functional as F
 import pytest
 
-from .conftest import CROP, NUM_CLASSES, NUM_FRAMES, WIDTH, build_small, make_inputs
+from .small_model import CROP, NUM_CLASSES, NUM_FRAMES, WIDTH, build_small, make_inputs
 
 VARIANTS = [(4, 4), (8, 8)]  # (alpha, beta)
 
@@ -99,7 +99,6 @@ def test_unknown_mode_is_an_error(small_model, small_inputs):
 def test_dropout_only_in_train_mode(small_inputs):
     model = build_small(dropout_rate=0.9)
     slow, fast, _ = small_inputs
-    # set some non-zero logits: a fresh model's features feed a head whose output we compare
     model.eval()
     with paddle.no_grad():
         a = model.forward_net([slow, fast]).numpy()
