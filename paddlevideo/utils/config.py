@@ -31,7 +31,8 @@ _HEAD_ARGS = ("width_per_group", "alpha", "beta", "num_classes", "num_frames", "
 OPTIONAL_KEYS: Sequence[str] = (
     "resume_epoch", "resume", "device", "to_static", "log_interval", "save_interval",
     "val_interval", "output_dir", "model_name", "epochs", "seed", "max_iters", "log_level",
-    "use_visualdl", "bad_video_max_fraction", "amp", "amp_level", "grad_clip",
+    "use_visualdl", "bad_video_max_fraction", "amp", "amp_level", "grad_clip", "skip_head",
+    "label_file",
     "GRADIENT_ACCUMULATION", "GRADIENT_ACCUMULATION.*", "PRECISEBN", "PRECISEBN.*",
     "INFERENCE", "INFERENCE.*", "MULTIGRID", "MULTIGRID.*",
     "DATASET.*.num_retries", "DATASET.*.num_ensemble_views", "DATASET.*.num_spatial_crops",

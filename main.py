@@ -1,0 +1,87 @@
+"""Train, validate, test and multigrid-train a video model from a YAML config.
+
+    python main.py -c configs/recognition/slowfast/slowfast.yaml --validate
+    python main.py --test -c configs/recognition/slowfast/slowfast.yaml -w SlowFast.pdparams
+    python -m paddle.distributed.launch --gpus 0,1,2,3 main.py -c CFG --validate
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser("PaddleVideo SlowFast train/test script")
+    parser.add_argument("-c", "--config", required=True, help="config file path")
+    parser.add_argument("-o", "--override", action="append", default=[],
+                        help="override a config option, e.g. -o DATASET.batch_size=4")
+    parser.add_argument("--test", action="store_true", help="test the model given by -w")
+    parser.add_argument("--train_dali", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--multigrid", action="store_true", help="train with multigrid")
+    parser.add_argument("-w", "--weights", type=str,
+                        help="weights to fine-tune from (training) or to test (--test)")
+    parser.add_argument("--validate", action="store_true", help="validate while training")
+    parser.add_argument("--seed", type=int, default=1234, help="random seed")
+    parser.add_argument("--amp", action="store_true", help="mixed-precision training")
+    parser.add_argument("--amp_level", type=str, default=None, choices=["O1", "O2"],
+                        help="mixed-precision level")
+    parser.add_argument("--max_iters", type=int, default=None,
+                        help="at most this many iterations per epoch (smoke runs)")
+    parser.add_argument("-p", "--profiler_options", type=str, default=None,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--fleet", action="store_true", help="train with paddle fleet")
+    return parser.parse_args(argv)
+
+
+def select_device(requested: Optional[str]) -> str:
+    """GPU when Paddle was built with CUDA and one is visible, else CPU; ``device`` overrides."""
+    import paddle
+
+    if requested:
+        device = str(requested).lower()
+    elif paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+        device = "gpu"
+    else:
+        device = "cpu"
+    if device.startswith("gpu") and not paddle.is_compiled_with_cuda():
+        raise SystemExit(f"device={requested}: this Paddle build has no CUDA support; install "
+                         f"paddlepaddle-gpu or use -o device=cpu")
+    if device.startswith("gpu"):
+        from paddle.distributed import ParallelEnv
+
+        device = f"gpu:{ParallelEnv().dev_id}"
+    paddle.set_device(device)
+    return device
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    from paddlevideo.utils.config import ConfigError, get_config
+
+    try:
+        cfg = get_config(args.config, overrides=args.override)
+    except ConfigError as err:
+        print(f"Config error: {err}", file=sys.stderr)
+        return 2
+    select_device(cfg.get("device"))
+    if args.test:
+        from paddlevideo.tasks import test_model
+
+        test_model(cfg, weights=args.weights, parallel=True)
+    elif args.multigrid:
+        from paddlevideo.tasks.train_multigrid import train_model_multigrid
+
+        train_model_multigrid(cfg, weights=args.weights, validate=args.validate,
+                              seed=args.seed, max_iters=args.max_iters)
+    else:
+        from paddlevideo.tasks import train_model
+
+        train_model(cfg, weights=args.weights, parallel=True, validate=args.validate,
+                    use_amp=args.amp, amp_level=args.amp_level, max_iters=args.max_iters,
+                    use_fleet=args.fleet, seed=args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""Training loop: a plain loop where logging, validation and checkpointing are plain ``if``s."""
+from __future__ import annotations
+
+import math
+import os
+import random
+from typing import Any, Dict, Optional
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+
+from ..loader import build_dataloader, build_dataset
+from ..loader.eval_sampler import DistributedEvalBatchSampler
+from ..modeling import build_model
+from ..solver import build_lr, build_optimizer
+from ..utils.checkpoint import load_weights, save
+from ..utils.config import ConfigError, dump_config
+from ..utils.dist import all_reduce_sum, get_rank, get_world_size, init_distributed
+from ..utils.logger import get_logger, setup_logger
+from ..utils.precise_bn import bn_layers, do_preciseBN
+from .amp import AmpContext
+from .checkpointing import (
+    load_training_checkpoint,
+    resolve_resume_epoch,
+    save_training_checkpoint,
+    unwrap,
+)
+from .progress import MetricWriter, TrainMeter, progress
+
+logger = get_logger()
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and Paddle (dropout) generators."""
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    paddle.seed(seed)
+
+
+def output_dir_of(cfg: Dict[str, Any]) -> str:
+    return cfg.get("output_dir") or os.path.join("output", cfg.get("model_name", "model"))
+
+
+def build_eval_loader(cfg: Dict[str, Any], mode: str, batch_size: int):
+    """A loader over ``DATASET.<mode>`` where each sample is seen exactly once across ranks."""
+    dataset = build_dataset((cfg["DATASET"][mode], cfg["PIPELINE"][mode]))
+    sampler = DistributedEvalBatchSampler(len(dataset), batch_size)
+    loader = build_dataloader(dataset, batch_size, cfg["DATASET"].get("num_workers", 0),
+                              shuffle=False, drop_last=False, batch_sampler=sampler,
+                              seed=cfg.get("seed", 1234))
+    return dataset, loader
+
+
+def gradient_accumulation_steps(cfg: Dict[str, Any], batch_size: int, world_size: int) -> int:
+    """``GRADIENT_ACCUMULATION.global_batch_size`` / (per-process batch × processes)."""
+    section = cfg.get("GRADIENT_ACCUMULATION") or {}
+    global_batch = section.get("global_batch_size")
+    if not global_batch:
+        return 1
+    per_step = batch_size * world_size
+    if global_batch % per_step:
+        raise ConfigError(f"GRADIENT_ACCUMULATION.global_batch_size ({global_batch}) must be a "
+                          f"multiple of batch_size × processes ({batch_size} × {world_size})")
+    return global_batch // per_step
+
+
+@paddle.no_grad()
+def sync_bn_buffers(model: nn.Layer) -> None:
+    """Average BN running statistics over processes so every rank holds the same state."""
+    if get_world_size() == 1:
+        return
+    for layer in bn_layers(model):
+        for buf in (layer._mean, layer._variance):
+            paddle.assign(paddle.to_tensor(all_reduce_sum(buf.numpy()) / get_world_size()), buf)
+
+
+@paddle.no_grad()
+def validate(model: nn.Layer, loader, epoch: int, amp: AmpContext) -> Dict[str, float]:
+    """Loss (on logits), top-1 and top-5 over the whole validation set, all processes."""
+    model = unwrap(model)
+    model.eval()
+    totals = np.zeros(4, dtype=np.float64)  # loss·n, top1·n, top5·n, n
+    for batch in progress(loader, desc=f"valid epoch {epoch}"):
+        with amp.autocast():
+            outputs = model(batch, mode="valid")
+        n = batch[0].shape[0]
+        totals += [float(outputs["loss"]) * n, float(outputs["top1"]) * n,
+                   float(outputs["top5"]) * n, n]
+    totals = all_reduce_sum(totals)
+    count = max(totals[3], 1)
+    model.train()
+    return {"loss": totals[0] / count, "top1": totals[1] / count, "top5": totals[2] / count,
+            "samples": int(totals[3])}
+
+
+def _check_finite(loss_value: float, epoch: int, step: int, lr: float,
+                  last_checkpoint: Optional[str]) -> None:
+    if not math.isfinite(loss_value):
+        raise TrainingDivergedError(
+            f"Loss is {loss_value} at epoch {epoch}, iteration {step} (lr {lr:.6g}). "
+            f"Last good checkpoint: {last_checkpoint or 'none written yet'}. Lower the learning "
+            f"rate or check the data, then resume with -o resume_epoch=N.")
+
+
+def train_epoch(model, loader, optimizer, lr_scheduler, amp: AmpContext, epoch: int,
+                cfg: Dict[str, Any], meter: TrainMeter, accum_steps: int,
+                last_checkpoint: Optional[str], max_iters: Optional[int] = None) -> None:
+    """One pass over ``loader``; the LR is set from the global iteration before each step."""
+    model.train()
+    iters = len(loader) if not max_iters else min(len(loader), max_iters)
+    log_interval = cfg.get("log_interval", 10)
+    meter.start_epoch(epoch, iters)
+    for step, batch in enumerate(loader):
+        if step >= iters:
+            break
+        meter.data_ready()
+        lr_scheduler.step(epoch * iters + step)
+        sync = (step + 1) % accum_steps == 0 or step + 1 == iters
+        with amp.no_sync(model, sync):
+            with amp.autocast():
+                outputs = model(batch, mode="train")
+            loss = outputs["loss"] / accum_steps
+            amp.backward(loss)
+        if sync:
+            amp.step(optimizer)
+            optimizer.clear_grad()
+        loss_value = float(outputs["loss"])
+        _check_finite(loss_value, epoch + 1, step + 1, lr_scheduler(), last_checkpoint)
+        meter.step_done(batch[0].shape[0], loss_value, float(outputs["top1"]),
+                        float(outputs["top5"]), lr_scheduler())
+        if (step + 1) % log_interval == 0 or step + 1 == iters:
+            meter.log_step(step + 1)
+
+
+def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bool = True,
+                validate: bool = True, use_amp: bool = False, amp_level: Optional[str] = None,
+                max_iters: Optional[int] = None, use_fleet: bool = False,
+                seed: Optional[int] = None) -> Dict[str, Any]:
+    """Train ``cfg``'s model; returns ``{'best_top1', 'last_checkpoint', 'output_dir'}``."""
+    world_size = init_distributed() if parallel else 1
+    rank = get_rank() if parallel else 0
+    seed = cfg.get("seed", 1234) if seed is None else seed
+    cfg["seed"] = seed
+    model_name = cfg.get("model_name", "model")
+    out_dir = output_dir_of(cfg)
+    setup_logger(out_dir, rank, cfg.get("log_level", "INFO"))
+    if rank == 0:
+        dump_config(cfg, os.path.join(out_dir, "config.yaml"))
+    seed_everything(seed)
+
+    batch_size = cfg["DATASET"]["batch_size"]
+    accum_steps = gradient_accumulation_steps(cfg, batch_size, world_size)
+    train_set = build_dataset((cfg["DATASET"]["train"], cfg["PIPELINE"]["train"]))
+    train_loader = build_dataloader(train_set, batch_size, cfg["DATASET"].get("num_workers", 0),
+                                    shuffle=True, drop_last=True, seed=seed)
+    valid_loader = None
+    if validate:
+        valid_bs = cfg["DATASET"].get("valid_batch_size", batch_size)
+        _, valid_loader = build_eval_loader(cfg, "valid", valid_bs)
+    iters = len(train_loader) if not max_iters else min(len(train_loader), max_iters)
+    if iters == 0:
+        raise ConfigError(f"DATASET.train: {len(train_set)} samples give no full batch of "
+                          f"{batch_size} per process × {world_size} processes")
+
+    model = build_model(cfg["MODEL"])
+    if weights:
+        load_weights(model, weights, skip_head=bool(cfg.get("skip_head", False)))
+        logger.info("Loaded weights from %s", weights)
+    lr_scheduler = build_lr(cfg["OPTIMIZER"]["learning_rate"], iters)
+    optimizer = build_optimizer(cfg["OPTIMIZER"], lr_scheduler, model)
+    amp = AmpContext(use_amp, amp_level)
+    model, optimizer = amp.decorate(model, optimizer)
+    if use_fleet:
+        from paddle.distributed import fleet
+
+        fleet.init(is_collective=True)
+        model, optimizer = fleet.distributed_model(model), fleet.distributed_optimizer(optimizer)
+    elif world_size > 1:
+        model = paddle.DataParallel(model)
+
+    start_epoch = resolve_resume_epoch(cfg.get("resume_epoch", 0), cfg.get("resume"), out_dir,
+                                       model_name)
+    best_top1, last_checkpoint = -1.0, None  # -1: the first validation always saves a best
+    if start_epoch:
+        state = load_training_checkpoint(out_dir, model_name, start_epoch, model, optimizer)
+        amp.load_state_dict(state.get("scaler"))
+        best_top1 = float(state.get("best_top1", -1.0))
+
+    epochs = cfg.get("epochs", 1)
+    writer = MetricWriter(os.path.join(out_dir, "vdl") if rank == 0 else None)
+    meter = TrainMeter(epochs, batch_size * world_size, writer)
+    for epoch in range(start_epoch, epochs):
+        # per-epoch seeds make a resumed run draw exactly what the uninterrupted run drew
+        seed_everything(seed + epoch)
+        train_loader.set_epoch(epoch)
+        train_epoch(model, train_loader, optimizer, lr_scheduler, amp, epoch, cfg, meter,
+                    accum_steps, last_checkpoint, max_iters)
+        meter.log_epoch(bad_videos=_bad_video_count(train_set, cfg))
+        sync_bn_buffers(unwrap(model))
+        done, last = epoch + 1, epoch + 1 == epochs
+        precise_bn = cfg.get("PRECISEBN") or {}
+        if precise_bn and (done % precise_bn.get("preciseBN_interval", 1) == 0 or last):
+            do_preciseBN(unwrap(model), train_loader, parallel,
+                         precise_bn.get("num_iters_preciseBN", 200))
+        if valid_loader is not None and (done % cfg.get("val_interval", 1) == 0 or last):
+            result = validate(model, valid_loader, done, amp)
+            writer.scalars("val", result, done)
+            logger.info("[VALID] epoch %d: loss %.4f top1 %.4f top5 %.4f (%d samples)", done,
+                        result["loss"], result["top1"], result["top5"], result["samples"])
+            if result["top1"] > best_top1:
+                best_top1 = result["top1"]
+                if rank == 0:
+                    save(unwrap(model).state_dict(),
+                         os.path.join(out_dir, f"{model_name}_best.pdparams"))
+                logger.info("Best top1 so far: %.4f (saved %s_best.pdparams)", best_top1,
+                            model_name)
+        if done % cfg.get("save_interval", 1) == 0 or last:
+            if rank == 0:
+                last_checkpoint = save_training_checkpoint(
+                    out_dir, model_name, done, model, optimizer,
+                    {"best_top1": best_top1, "scaler": amp.state_dict()})
+                logger.info("Saved checkpoint %s", last_checkpoint)
+            else:
+                last_checkpoint = "(written by rank 0)"
+    writer.close()
+    logger.info("Training finished: best top1 %.4f, outputs in %s", best_top1, out_dir)
+    return {"best_top1": best_top1, "last_checkpoint": last_checkpoint, "output_dir": out_dir}
+
+
+def _bad_video_count(dataset, cfg: Dict[str, Any]) -> int:
+    """Bad videos met this epoch; stops training when too large a fraction failed."""
+    if not hasattr(dataset, "bad_videos"):
+        return 0
+    from ..loader import check_bad_video_fraction
+
+    check_bad_video_fraction(dataset, cfg.get("bad_video_max_fraction", 0.05))
+    return len(dataset.bad_videos())
