@@ -111,7 +111,8 @@ class LazyTensor:
         view = np.lib.stride_tricks.as_strided(
             flat[self.offset:], shape=self.shape,
             strides=[s * flat.itemsize for s in self.stride], writeable=False)
-        return np.ascontiguousarray(view, dtype=flat.dtype.newbyteorder("="))
+        # np.array, not ascontiguousarray, which would turn a 0-d tensor into shape [1]
+        return np.array(view, dtype=flat.dtype.newbyteorder("="), order="C", copy=True)
 
     def __repr__(self) -> str:
         return f"LazyTensor({self.dtype}, {list(self.shape)})"
@@ -145,6 +146,12 @@ _SAFE_BUILTINS = {"set": set, "frozenset": frozenset, "slice": slice, "complex":
                   "list": list, "dict": dict, "tuple": tuple, "bytearray": bytearray}
 
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    if encoding not in ("latin1", "latin-1"):
+        raise TorchFormatError(f"unexpected text encoding {encoding!r} in the pickle")
+    return text.encode("latin1")
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """Resolves only the names a checkpoint needs; see the module docstring."""
 
@@ -167,6 +174,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return tuple
         if module == "collections" and name == "OrderedDict":
             return collections.OrderedDict
+        if module == "_codecs" and name == "encode":  # bytes in a protocol-2 pickle
+            return _latin1_encode
         if module in ("builtins", "__builtin__") and name in _SAFE_BUILTINS:
             return _SAFE_BUILTINS[name]
         if (module, name) in self._numpy:
