@@ -5,6 +5,7 @@ import copy
 import difflib
 import fnmatch
 import os
+import re
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import yaml
@@ -111,11 +112,20 @@ def _nearest_keys(key: str, choices: Iterable[Any]) -> List[str]:
     return close or names[:8]
 
 
+# YAML 1.1 reads exponent notation without a dot ("1e-4") as a string; PaddleVideo's configs
+# write weight decay that way, and users type learning rates that way on the command line.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _is_number_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(_EXPONENT_FLOAT.match(value.strip()))
+
+
 def _kind(value: Any) -> str:
     """The type family a value belongs to for override checks."""
     if isinstance(value, bool):
         return "bool"
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) or _is_number_text(value):
         return "number"
     if isinstance(value, (list, tuple)):
         return "list"
@@ -154,6 +164,8 @@ def _parse_override(item: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw  # not YAML (e.g. 'a: b: c'): keep the text as given
+    if _is_number_text(value):
+        value = float(value)
     return key, value
 
 

@@ -82,6 +82,18 @@ def test_weight_decay_written_as_1e_4_loads_as_given(cfg_path):
     assert float(cfg.OPTIMIZER.weight_decay.value) == pytest.approx(1e-4)
 
 
+def test_exponent_notation_overrides_are_numbers(cfg_path):
+    # '1e-3' (no dot) is a string to YAML 1.1; as an override it is meant as a number
+    cfg = get_config(cfg_path, overrides=["OPTIMIZER.momentum=5e-1",
+                                          "OPTIMIZER.weight_decay.value=1e-3"])
+    assert cfg.OPTIMIZER.momentum == 0.5
+    assert cfg.OPTIMIZER.weight_decay.value == 1e-3  # a number may replace the string "1e-4"
+    cfg = get_config(cfg_path, overrides=["OPTIMIZER.weight_decay.value=0.0005"])
+    assert cfg.OPTIMIZER.weight_decay.value == 0.0005
+    with pytest.raises(ConfigError, match="weight_decay.value"):
+        get_config(cfg_path, overrides=["OPTIMIZER.weight_decay.value=abc"])
+
+
 def test_dotted_override_with_yaml_values(cfg_path):
     cfg = get_config(cfg_path, overrides=[
         "MODEL.head.num_classes=5",
@@ -255,6 +267,20 @@ def test_dump_config_round_trips(cfg_path, tmp_path):
     assert again.PIPELINE.train.transform[1].MultiCrop.target_size == 112
     assert again.OPTIMIZER.weight_decay.value == "1e-4"
     assert os.listdir(out.parent) == ["resolved.yaml"]  # no temporary file left
+
+
+def test_config_survives_pickle_and_deepcopy(cfg_path):
+    """Data-loader workers receive configs by pickling; tasks copy them before editing."""
+    import copy
+    import pickle
+
+    cfg = get_config(cfg_path)
+    restored = pickle.loads(pickle.dumps(cfg))
+    assert restored == cfg and restored.MODEL.head.num_classes == 400
+    copied = copy.deepcopy(cfg)
+    copied.MODEL.head.num_classes = 3
+    assert cfg.MODEL.head.num_classes == 400
+    assert isinstance(copied.PIPELINE.train.transform[0], AttrDict)
 
 
 def test_to_plain_gives_plain_dicts(cfg_path):
