@@ -1,0 +1,176 @@
+"""Pipeline steps on real decoded clips: chosen frames, crops, flips, fusion, short cycles."""
+import numpy as np
+import pytest
+
+from paddlevideo.loader import build_pipeline
+from paddlevideo.loader.pipelines import (
+    DecodeSampler,
+    JitterScale,
+    MultiCrop,
+    NormalizeAndPack,
+    PackOutput,
+    RandomFlip,
+    ScaleAndCrop,
+    VideoSource,
+    seed_pipeline_rng,
+)
+from tests.conftest import frame_numbers
+
+
+def _sample(path, **extra):
+    return {"filename": str(path), "labels": 0, **extra}
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_test_views_decode_the_right_frames(test_videos, backend):
+    sampler = DecodeSampler(num_frames=8, sampling_rate=2, test_mode=True, backend=backend)
+    out = sampler(_sample(test_videos["numbered30"], temporal_sample_index=2,
+                          temporal_num_clips=3))
+    assert out["imgs"].shape == (8, 64, 96, 3) and out["imgs"].dtype == np.uint8
+    assert out["frame_indices"].tolist() == [29, 31, 33, 35, 37, 40, 42, 44]
+    assert frame_numbers(out["imgs"]).tolist() == [29, 31, 33, 35, 37, 40, 42, 44]
+
+
+def test_60fps_video_spans_twice_the_frames(test_videos):
+    sampler = DecodeSampler(num_frames=8, sampling_rate=2, test_mode=True)
+    out = sampler(_sample(test_videos["numbered60"], temporal_sample_index=1,
+                          temporal_num_clips=2))
+    assert out["video_fps"] == pytest.approx(60.0)
+    assert frame_numbers(out["imgs"]).tolist() == [14, 18, 22, 27, 31, 36, 40, 45]
+
+
+def test_five_frame_video_is_padded_with_its_last_frame(test_videos):
+    out = DecodeSampler(num_frames=8, sampling_rate=2)(_sample(test_videos["short5"]))
+    assert out["imgs"].shape[0] == 8
+    assert frame_numbers(out["imgs"]).tolist() == [0, 2, 4, 4, 4, 4, 4, 4]
+
+
+def test_training_start_is_seeded(test_videos):
+    sampler = DecodeSampler(num_frames=8, sampling_rate=2)
+    seed_pipeline_rng(11)
+    first = sampler(_sample(test_videos["numbered30"]))["frame_indices"]
+    start = 44 * np.random.default_rng(np.random.SeedSequence(11)).uniform(0.0, 1.0)
+    expected = np.linspace(start, start + 15, 8).astype(np.int64)
+    assert first.tolist() == expected.tolist()
+    assert frame_numbers(sampler(_sample(test_videos["numbered30"]))["imgs"]).tolist() != \
+        first.tolist()  # the stream moves on
+    seed_pipeline_rng(11)
+    assert sampler(_sample(test_videos["numbered30"]))["frame_indices"].tolist() == \
+        expected.tolist()
+
+
+def test_test_mode_decodes_each_temporal_clip_once(test_videos, monkeypatch):
+    calls = []
+    original = VideoSource.get_frames
+
+    def counting(self, indices):
+        calls.append(tuple(indices))
+        return original(self, indices)
+
+    monkeypatch.setattr(VideoSource, "get_frames", counting)
+    sampler = DecodeSampler(num_frames=8, sampling_rate=2, test_mode=True)
+    for clip in range(2):
+        for _crop in range(3):
+            sampler(_sample(test_videos["numbered30"], temporal_sample_index=clip,
+                            temporal_num_clips=2))
+    assert len(calls) == 2
+
+
+def test_jitter_scale_draws_short_side_in_range():
+    frames = np.zeros((2, 120, 160, 3), np.uint8)
+    step = JitterScale(min_size=64, max_size=80)
+    seed_pipeline_rng(0)
+    sizes = set()
+    for _ in range(50):
+        out = step({"imgs": frames})
+        assert out["imgs"].shape[1] == out["scale_size"]
+        assert out["imgs"].shape[2] == int(np.floor(160 / 120 * out["scale_size"]))
+        sizes.add(out["scale_size"])
+    assert min(sizes) >= 64 and max(sizes) <= 80 and len(sizes) > 5
+
+
+@pytest.mark.parametrize("key,shape,expected_tops_lefts", [
+    ("landscape", (120, 160), [(10, 0), (10, 30), (10, 60)]),
+    ("portrait", (160, 120), [(0, 10), (30, 10), (60, 10)]),
+])
+def test_test_crops_cut_the_expected_pixels(test_videos, key, shape, expected_tops_lefts):
+    frames = DecodeSampler(4, 2, test_mode=True)(_sample(test_videos[key]))["imgs"]
+    assert frames.shape[1:3] == shape
+    for index, (top, left) in enumerate(expected_tops_lefts):
+        out = MultiCrop(100, test_mode=True)(
+            {"imgs": frames, "spatial_sample_index": index, "spatial_num_clips": 3})
+        assert out["crop_box"] == (top, left, 100, 100)
+        np.testing.assert_array_equal(out["imgs"], frames[:, top:top + 100, left:left + 100])
+
+
+def test_random_flip_mirrors_every_frame_or_none():
+    frames = np.random.default_rng(0).integers(0, 256, (3, 4, 5, 3), dtype=np.uint8)
+    seed_pipeline_rng(3)
+    flips = []
+    for _ in range(40):
+        out = RandomFlip()({"imgs": frames})
+        expected = frames[:, :, ::-1] if out["flipped"] else frames
+        np.testing.assert_array_equal(out["imgs"], expected)
+        flips.append(out["flipped"])
+    assert 5 < sum(flips) < 35
+    assert not RandomFlip(p=0.0)({"imgs": frames})["flipped"]
+
+
+def test_pack_output_splits_pathways():
+    frames = np.arange(32, dtype=np.float32).reshape(32, 1, 1, 1) * np.ones((1, 2, 2, 3))
+    slow, fast = PackOutput(alpha=4)({"imgs": frames.astype(np.float32)})["imgs"]
+    assert fast.shape == (3, 32, 2, 2) and slow.shape == (3, 8, 2, 2)
+    assert slow[0, :, 0, 0].tolist() == [0, 4, 8, 13, 17, 22, 26, 31]
+
+
+TRAIN_CFG = {
+    "decode_sampler": {"name": "DecodeSampler", "num_frames": 8, "sampling_rate": 2},
+    "transform": [
+        {"JitterScale": {"min_size": 64, "max_size": 80}},
+        {"MultiCrop": {"target_size": 56}},
+        {"RandomFlip": None},
+        {"Image2Array": {"transpose": False}},
+        {"Normalization": {"mean": [0.45] * 3, "std": [0.225] * 3,
+                           "tensor_shape": [1, 1, 1, 3]}},
+        {"PackOutput": {"alpha": 4}},
+    ],
+}
+
+
+def test_fused_pipeline_equals_step_by_step(test_videos):
+    fused = build_pipeline(TRAIN_CFG)
+    assert [type(s) for s in fused.steps] == [DecodeSampler, ScaleAndCrop, RandomFlip,
+                                              NormalizeAndPack]
+    from paddlevideo.loader.pipelines import Compose
+    plain = Compose(TRAIN_CFG, fuse=False)
+    for seed in range(3):
+        seed_pipeline_rng(seed)
+        a = fused(_sample(test_videos["landscape"]))
+        seed_pipeline_rng(seed)
+        b = plain(_sample(test_videos["landscape"]))
+        assert a["crop_box"] == b["crop_box"] and a["scale_size"] == b["scale_size"]
+        assert a["flipped"] == b["flipped"]
+        for x, y in zip(a["imgs"], b["imgs"]):
+            assert x.shape == y.shape and x.dtype == y.dtype == np.float32
+            # noise frames: the region is resampled from the source, values agree on average
+            assert np.abs(x - y).mean() < 0.6
+
+
+def test_unknown_step_and_bad_arguments_are_errors():
+    with pytest.raises(KeyError, match="Registered: .*JitterScale"):
+        build_pipeline({"transform": [{"JiterScale": {"min_size": 1}}]})
+    with pytest.raises(TypeError, match="MultiCrop"):
+        build_pipeline({"transform": [{"MultiCrop": {"target_sise": 1}}]})
+
+
+@pytest.mark.parametrize("cycle,crop,min_scale", [(0, 32, 32), (1, 45, 45), (None, 56, 64)])
+def test_short_cycle_changes_sizes(test_videos, cycle, crop, min_scale):
+    scale = JitterScale(64, 80, default_min_size=64)
+    crop_step = MultiCrop(56, default_crop_size=64)
+    frames = np.zeros((2, 120, 160, 3), np.uint8)
+    sample = {"imgs": frames} if cycle is None else {"imgs": frames, "short_cycle_idx": cycle}
+    out = crop_step(scale(sample))
+    assert out["imgs"].shape[1:3] == (crop, crop)
+    seed_pipeline_rng(0)
+    low = [scale(dict(sample))["scale_size"] for _ in range(60)]
+    assert min(low) >= min_scale and min(low) <= min_scale + 3
