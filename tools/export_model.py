@@ -1,0 +1,78 @@
+"""Export a trained SlowFast model for Paddle Inference or ONNX Runtime.
+
+    python tools/export_model.py -c configs/recognition/slowfast/slowfast.yaml \
+        -p data/SlowFast.pdparams -o inference/SlowFast [--format pdmodel|json|onnx]
+
+writes ``inference/SlowFast/SlowFast.pdmodel`` + ``SlowFast.pdiparams`` (default), then reloads
+the exported model and checks it against the dynamic model on the same random input.
+"""
+import argparse
+import os
+import sys
+
+FORMATS = ("pdmodel", "json", "onnx")
+MAX_DIFF = 1e-4
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser("Export a SlowFast model for inference")
+    parser.add_argument("-c", "--config", required=True, help="config file path")
+    parser.add_argument("-p", "--pretrained_params", required=True,
+                        help="trained weights (.pdparams)")
+    parser.add_argument("-o", "--output_path", default="./inference", help="output folder")
+    parser.add_argument("--save_name", default=None,
+                        help="file name stem (default: the config's model_name, or SlowFast)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. --override INFERENCE.target_size=224")
+    parser.add_argument("--format", choices=FORMATS, default="pdmodel",
+                        help="pdmodel (Paddle Inference, legacy program), json (Paddle 3 PIR "
+                             "program) or onnx (through paddle2onnx)")
+    parser.add_argument("--check_batch_size", type=int, default=1,
+                        help="batch size of the random input used to check the export")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # The legacy program format needs the old IR selected before paddle is first imported.
+    if args.format == "pdmodel":
+        os.environ["FLAGS_enable_pir_api"] = "0"
+    sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+
+    from paddlevideo.inference.export import (
+        compare_with_dynamic,
+        export_inference_model,
+        input_shapes_from_config,
+    )
+    from paddlevideo.modeling import build_model
+    from paddlevideo.utils import get_config
+    from paddlevideo.utils.checkpoint import CheckpointError, load_weights
+
+    cfg = get_config(args.config, overrides=args.override)
+    save_name = args.save_name or cfg.get("model_name") or "SlowFast"
+    if cfg.MODEL.backbone.get("pretrained"):
+        cfg.MODEL.backbone.pretrained = ""  # the full weights below replace it
+    shapes = input_shapes_from_config(cfg)
+    print(f"Building model ({save_name}) from {args.config}...")
+    model = build_model(cfg.MODEL)
+    print(f"Loading params from {args.pretrained_params}...")
+    try:
+        load_weights(model, args.pretrained_params)
+    except CheckpointError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
+    model.eval()
+    paths = export_inference_model(model, cfg, args.output_path, save_name, args.format)
+    print(f"Saved {args.format} model with inputs slow_input {shapes.slow_shape()} and "
+          f"fast_input {shapes.fast_shape()}: " + ", ".join(paths.values()))
+    diff = compare_with_dynamic(model, paths, cfg, batch_size=args.check_batch_size)
+    print(f"Largest difference between the exported and the dynamic model: {diff:.3e}")
+    if not diff <= MAX_DIFF:
+        print(f"Error: the exported model {paths['model']} disagrees with the dynamic model "
+              f"(largest difference {diff:.3e} > {MAX_DIFF:g})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
