@@ -45,11 +45,29 @@ def _shape(value: Any) -> List[int]:
     return list(np.shape(value.numpy() if hasattr(value, "numpy") else value))
 
 
+def _as_array(value: Any) -> np.ndarray:
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+
+
+def _cast_to_model_dtype(key: str, value: Any, target: paddle.Tensor) -> np.ndarray:
+    """A float checkpoint entry in another precision (float64 from a converted checkpoint, float16
+    from a half-precision export) is cast to the model's dtype; other dtype changes are refused."""
+    array = _as_array(value)
+    want = str(target.dtype).replace("paddle.", "")
+    if array.dtype.name == want:
+        return array
+    if np.issubdtype(array.dtype, np.floating) and want in ("float16", "float32", "float64"):
+        return array.astype(want)
+    raise CheckpointError(f"{key}: checkpoint dtype {array.dtype.name} cannot be loaded into a "
+                          f"{want} parameter")
+
+
 def match_state_dict(model: nn.Layer, state: Dict[str, Any], skip_head: bool = False,
                      source: str = "checkpoint") -> Dict[str, Any]:
     """Check ``state`` against ``model.state_dict()``; return the entries to load.
 
     Raises a :class:`CheckpointError` that lists missing, unexpected and mis-shaped keys by name.
+    Float entries in another precision are cast to the model's dtype.
     With ``skip_head``, classifier entries (``head.*``) are left out of the check and not loaded,
     so a checkpoint trained on another number of classes can start a fine-tuning run.
     """
@@ -75,7 +93,7 @@ def match_state_dict(model: nn.Layer, state: Dict[str, Any], skip_head: bool = F
             lines.append("  (to fine-tune with another number of classes, load with "
                          "skip_head=True / -o skip_head=True)")
         raise CheckpointError("\n".join(lines))
-    return {k: state[k] for k in expected}
+    return {k: _cast_to_model_dtype(k, state[k], expected[k]) for k in expected}
 
 
 def load_weights(model: nn.Layer, path_or_state: Any, skip_head: bool = False) -> None:

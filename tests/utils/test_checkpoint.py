@@ -76,6 +76,24 @@ def test_load_weights_from_a_state_dict(saved):
     np.testing.assert_array_equal(_eval_probs(fresh, inputs), expected)
 
 
+def test_float64_checkpoint_is_cast_to_the_model_dtype(saved):
+    model, _, inputs, expected = saved
+    state64 = {k: v.numpy().astype("float64") for k, v in model.state_dict().items()}
+    fresh = build_small(seed=8)
+    load_weights(fresh, state64)
+    assert fresh.head.projection.weight.dtype == paddle.float32
+    np.testing.assert_array_equal(_eval_probs(fresh, inputs), expected)
+
+
+def test_integer_entry_for_a_float_parameter_is_named(saved):
+    model, _, _, _ = saved
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    key = "head.projection.bias"
+    state[key] = state[key].astype("int64")
+    with pytest.raises(CheckpointError, match=rf"{key}: checkpoint dtype int64"):
+        load_weights(build_small(), state)
+
+
 def test_checkpoint_loads_into_a_sub_batchnorm_model(saved):
     """Multigrid's sub-batch BN keeps the plain BN names, so checkpoints move both ways."""
     _, path, inputs, expected = saved
