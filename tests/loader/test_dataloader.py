@@ -1,0 +1,131 @@
+"""build_dataloader: batch shapes with worker processes, seeding, epochs, shared bad-video log."""
+import numpy as np
+import pytest
+
+from paddlevideo.loader import build_dataloader, build_dataset
+from tests.conftest import write_video
+
+PIPELINE = {
+    "decode_sampler": {"name": "DecodeSampler", "num_frames": 8, "sampling_rate": 2},
+    "transform": [
+        {"JitterScale": {"min_size": 48, "max_size": 64}},
+        {"MultiCrop": {"target_size": 40}},
+        {"RandomFlip": None},
+        {"Image2Array": {"transpose": False}},
+        {"Normalization": {"mean": [0.45] * 3, "std": [0.225] * 3,
+                           "tensor_shape": [1, 1, 1, 3]}},
+        {"PackOutput": {"alpha": 4}},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def noise_list(tmp_path_factory):
+    """8 lines naming one textured 40-frame video, so samples differ only by augmentation."""
+    folder = tmp_path_factory.mktemp("loader")
+    frames = np.random.default_rng(0).integers(0, 256, (40, 48, 64, 3), dtype=np.uint8)
+    video = write_video(folder / "noise.mp4", frames)
+    path = folder / "train.list"
+    path.write_text("".join(f"{video} {i % 4}\n" for i in range(8)))
+    return str(path)
+
+
+def _loader(list_path, num_workers, seed=5, shuffle=False, pipeline=PIPELINE, **dataset_kw):
+    dataset = build_dataset(({"format": "SFVideoDataset", "file_path": list_path, **dataset_kw},
+                             pipeline))
+    return build_dataloader(dataset, batch_size=2, num_workers=num_workers, shuffle=shuffle,
+                            seed=seed)
+
+
+def _epoch(loader):
+    return [[t.numpy() for t in batch] for batch in loader]
+
+
+def test_two_workers_yield_shaped_batches(noise_list):
+    loader = _loader(noise_list, num_workers=2)
+    assert len(loader) == 4 and loader.dataset.num_videos == 8
+    batches = _epoch(loader)
+    assert len(batches) == 4
+    for slow, fast, label in batches:
+        assert slow.shape == (2, 3, 2, 40, 40) and fast.shape == (2, 3, 8, 40, 40)
+        assert slow.dtype == np.float32 and label.dtype == np.int64 and label.shape == (2, 1)
+    assert np.concatenate([b[2] for b in batches]).ravel().tolist() == [0, 1, 2, 3] * 2
+
+
+def test_workers_and_epochs_draw_different_augmentations(noise_list):
+    loader = _loader(noise_list, num_workers=2)
+    first = _epoch(loader)
+    fast = np.concatenate([b[1] for b in first])
+    # batches 0 and 1 come from different workers; identical streams would repeat samples
+    for i in range(len(fast)):
+        for j in range(i + 1, len(fast)):
+            assert not np.array_equal(fast[i], fast[j]), (i, j)
+    loader.set_epoch(1)
+    second = _epoch(loader)
+    assert not np.array_equal(first[0][1], second[0][1])
+
+
+def test_same_seed_reproduces_and_other_seed_differs(noise_list):
+    a = _epoch(_loader(noise_list, num_workers=2, seed=9))
+    b = _epoch(_loader(noise_list, num_workers=2, seed=9))
+    c = _epoch(_loader(noise_list, num_workers=2, seed=10))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x[1], y[1])
+    assert not np.array_equal(a[0][1], c[0][1])
+
+
+def test_main_process_loading_is_seeded_the_same_way(noise_list):
+    a = _epoch(_loader(noise_list, num_workers=0, seed=3))
+    b = _epoch(_loader(noise_list, num_workers=0, seed=3))
+    np.testing.assert_array_equal(a[1][1], b[1][1])
+    loader = _loader(noise_list, num_workers=0, seed=3)
+    loader.set_epoch(4)
+    assert not np.array_equal(_epoch(loader)[0][1], a[0][1])
+
+
+def test_shuffle_changes_with_epoch(noise_list, tmp_path):
+    lines = open(noise_list).read().splitlines()
+    path = tmp_path / "labelled.list"
+    path.write_text("".join(f"{line.rsplit(' ', 1)[0]} {i}\n" for i, line in enumerate(lines)))
+    loader = _loader(str(path), num_workers=0, shuffle=True)
+    orders = []
+    for epoch in range(3):
+        loader.set_epoch(epoch)
+        orders.append(np.concatenate([b[2] for b in _epoch(loader)]).ravel().tolist())
+    assert all(sorted(o) == list(range(8)) for o in orders)
+    assert orders[0] != orders[1] or orders[1] != orders[2]
+
+
+def test_bad_videos_seen_by_workers_reach_the_main_process(noise_list, tmp_path):
+    video = open(noise_list).readline().rsplit(" ", 1)[0]
+    path = tmp_path / "mixed.list"
+    path.write_text(f"{tmp_path}/gone1.mp4 0\n{tmp_path}/gone2.mp4 0\n" + f"{video} 1\n" * 6)
+    loader = _loader(str(path), num_workers=2, num_retries=50)
+    labels = np.concatenate([b[2] for b in _epoch(loader)]).ravel()
+    assert labels.tolist() == [1] * 8
+    assert sorted(loader.dataset.bad_videos()) == [f"{tmp_path}/gone1.mp4",
+                                                   f"{tmp_path}/gone2.mp4"]
+
+
+def test_shared_kinetics_videos_load_with_workers(shared_videos, tmp_path):
+    names = ["demo.mp4", "example.avi", "test.mp4", "test.avi"]
+    path = tmp_path / "shared.list"
+    path.write_text("".join(f"{shared_videos / n} {i}\n" for i, n in enumerate(names)))
+    pipeline = {
+        "decode_sampler": {"name": "DecodeSampler", "num_frames": 8, "sampling_rate": 2},
+        "transform": [
+            {"JitterScale": {"min_size": 128, "max_size": 160}},
+            {"MultiCrop": {"target_size": 112}},
+            {"RandomFlip": None},
+            {"Image2Array": {"transpose": False}},
+            {"Normalization": {"mean": [0.45] * 3, "std": [0.225] * 3,
+                               "tensor_shape": [1, 1, 1, 3]}},
+            {"PackOutput": {"alpha": 4}},
+        ],
+    }
+    batches = _epoch(_loader(str(path), num_workers=2, pipeline=pipeline))
+    assert len(batches) == 2
+    for slow, fast, _label in batches:
+        assert slow.shape == (2, 3, 2, 112, 112) and fast.shape == (2, 3, 8, 112, 112)
+        assert np.isfinite(fast).all() and fast.std() > 0.1  # real picture content
+    assert sorted(np.concatenate([b[2] for b in batches]).ravel().tolist()) == [0, 1, 2, 3]
