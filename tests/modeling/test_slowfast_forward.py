@@ -91,6 +91,18 @@ def test_infer_equals_softmax_of_train_logits_in_eval(small_model, small_inputs)
                                atol=1e-7)
 
 
+def test_paddlevideo_step_methods(small_model, small_inputs):
+    small_model.eval()
+    slow, fast, label = small_inputs
+    with paddle.no_grad():
+        probs = small_model.test_step((slow, fast, label)).numpy()
+        np.testing.assert_array_equal(small_model.infer_step([slow, fast]).numpy(), probs)
+        metrics = small_model.val_step((slow, fast, label))
+    assert set(metrics) == {"loss", "top1", "top5"}
+    expected_top1 = np.mean(probs.argmax(axis=1) == label.numpy()[:, 0])
+    assert float(metrics["top1"]) == pytest.approx(expected_top1)
+
+
 def test_unknown_mode_is_an_error(small_model, small_inputs):
     with pytest.raises(ValueError, match="'predict'"):
         small_model(small_inputs, mode="predict")
@@ -147,9 +159,13 @@ def _head_probs_by_hand(model, feats, pool):
 def test_fully_convolutional_test_pools_to_several_positions():
     model = build_small(crop_size=CROP)
     model.eval()
+    # larger classifier weights, so averaging probabilities and averaging logits differ clearly
+    weight = model.head.projection.weight
+    weight.set_value(weight * 300.0)
     slow, fast, _ = make_inputs(batch=2, crop=96)
     with paddle.no_grad():
         feats = model.backbone([slow, fast])
+        logits = model.forward_net([slow, fast])
         assert feats[0].shape[-2:] == [3, 3]
         probs = model([slow, fast], mode="infer").numpy()
         kernels = model.head.pool_size
@@ -162,6 +178,7 @@ def test_fully_convolutional_test_pools_to_several_positions():
     assert probs.shape == (2, NUM_CLASSES)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(probs, F.softmax(logits, axis=-1).numpy(), rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("crop", [64, 96, 32])
