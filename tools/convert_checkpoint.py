@@ -48,14 +48,14 @@ def convert(args: argparse.Namespace) -> int:
     if os.path.abspath(args.source) == os.path.abspath(args.output):
         raise ValueError("the output path must differ from the source checkpoint")
     cfg = get_config(args.config, overrides=args.override)
+    # the file is read first: a wrong file is reported before the model is built
+    obj, fmt, opaque = read_checkpoint(args.source)
+    state, scheme, used = select_state_dict(obj, fmt, args.source_kind, label=args.source)
     if cfg.MODEL.backbone.get("pretrained"):
         cfg.MODEL.backbone.pretrained = ""  # the converted weights replace it
     model = build_model(cfg.MODEL)
     model_shapes = {name: list(t.shape) for name, t in model.state_dict().items()}
     trainable = {name for name, _ in model.named_parameters()}
-
-    obj, fmt, opaque = read_checkpoint(args.source)
-    state, scheme, used = select_state_dict(obj, fmt, args.source_kind, label=args.source)
     conversion = convert_state_dict(state, scheme, model_shapes, args.allow_missing,
                                     label=args.source)
     save(conversion.state, args.output)

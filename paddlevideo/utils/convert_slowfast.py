@@ -279,6 +279,10 @@ def select_state_dict(obj: Any, fmt: str, source: str,
         raise ConversionError(f"unknown source '{source}'; choose one of {list(SOURCES)}")
     if not isinstance(obj, dict):
         raise ConversionError(f"{label} holds a {type(obj).__name__}, not a dict of weights")
+    if any(str(k).startswith("backbone.") and str(k).endswith(("._variance", "._mean"))
+           for k in obj):
+        raise ConversionError(f"{label} already uses this framework's names (a .pdparams "
+                              f"file?): load it directly with -w")
     if fmt == "caffe2_pickle":
         if source != "pyslowfast":
             raise ConversionError(f"{label} is a Caffe2 pickle, which PySlowFast's model zoo "
@@ -303,7 +307,4 @@ def select_state_dict(obj: Any, fmt: str, source: str,
     state = _strip_prefix(state, "module.")
     if scheme == "pytorchvideo":
         state = _strip_prefix(state, "model.", before="blocks.")
-    if any(k.startswith("backbone.") and k.endswith(("._variance", "._mean")) for k in state):
-        raise ConversionError(f"{label} already uses this framework's names (a .pdparams "
-                              f"file?): load it directly with -w")
     return state, scheme, keys

@@ -347,3 +347,37 @@ def test_truncated_legacy_file_is_reported(tmp_path):
     path.write_bytes(data[:-50])
     with pytest.raises(TorchFormatError, match="storage '0' is truncated"):
         read_checkpoint(str(path))
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("zipped", [True, False])
+def test_torch_save_reads_bit_exactly(tmp_path, zipped):
+    torch = pytest.importorskip("torch")
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(10, 12, generator=gen)
+    tensors = {
+        "float32": torch.randn(3, 4, generator=gen),
+        "float16": torch.randn(3, 4, generator=gen).half(),
+        "float64": torch.randn(2, 3, 1, 2, generator=gen).double(),
+        "bfloat16": torch.randn(5, generator=gen).bfloat16(),
+        "int64": torch.randint(-5, 5, (6,), generator=gen),
+        "transposed": base.t(),                   # non-contiguous view of a shared storage
+        "offset_slice": base[3:5, 2:9],           # storage offset 38, row stride 12
+        "every_third": base[:, ::3],
+        "expanded": torch.arange(3.0).expand(4, 3),  # stride 0
+        "scalar": torch.tensor(2.5),
+        "parameter": torch.nn.Parameter(torch.ones(2)),
+    }
+    path = tmp_path / ("new.pyth" if zipped else "legacy.pyth")
+    torch.save({"model_state": tensors, "epoch": 7}, path,
+               _use_new_zipfile_serialization=zipped)
+    obj, fmt, _ = read_checkpoint(str(path))
+    assert fmt == ("torch_zip" if zipped else "torch_legacy")
+    assert obj["epoch"] == 7
+    assert obj["model_state"]["offset_slice"].offset == 38
+    for name, tensor in tensors.items():
+        expected = tensor.detach()
+        expected = (expected.float() if expected.dtype == torch.bfloat16 else expected).numpy()
+        got = obj["model_state"][name].numpy()
+        assert got.dtype == expected.dtype and got.shape == expected.shape, name
+        np.testing.assert_array_equal(got, expected, err_msg=name)
