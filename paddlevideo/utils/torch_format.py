@@ -168,6 +168,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return self._rebuild
         if module == "torch._utils" and name.startswith("_rebuild_parameter"):
             return lambda data, *unused: data
+        if module == "torch._tensor" and name == "_rebuild_from_type_v2":
+            # a tensor subclass or a tensor with attributes: keep the plain tensor
+            return lambda func, new_type, args, state: func(*args)
         if module == "torch" and name in _STORAGE_DTYPES:
             return _STORAGE_DTYPES[name]  # the persistent id only needs the dtype
         if module == "torch" and name == "Size":

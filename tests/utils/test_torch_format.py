@@ -368,6 +368,8 @@ def test_torch_save_reads_bit_exactly(tmp_path, zipped):
         "scalar": torch.tensor(2.5),
         "parameter": torch.nn.Parameter(torch.ones(2)),
     }
+    tensors["with_attribute"] = torch.arange(4.0)
+    tensors["with_attribute"].note = "pickled through _rebuild_from_type_v2"
     path = tmp_path / ("new.pyth" if zipped else "legacy.pyth")
     torch.save({"model_state": tensors, "epoch": 7}, path,
                _use_new_zipfile_serialization=zipped)
