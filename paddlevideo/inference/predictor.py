@@ -1,0 +1,107 @@
+"""``Predictor``: an exported SlowFast model plus test-time preprocessing and class names."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..utils.config import get_config
+from .engines import EngineOptions, create_engine
+from .labels import check_label_count, read_label_map, resolve_label_file
+from .preprocess import ClipPreprocessor
+
+Prediction = Tuple[int, str, float]
+
+
+@dataclass
+class Timings:
+    """Seconds spent so far in preprocessing (decode included) and in the model."""
+
+    preprocess: float = 0.0
+    model: float = 0.0
+    videos: int = 0
+    per_video: List[Tuple[float, float]] = field(default_factory=list)
+
+
+class Predictor:
+    """Predict the action in a video with an exported model.
+
+    ``Predictor(model_file, params_file, config)`` (``config``: a YAML path or a loaded config)
+    picks Paddle Inference for ``.pdmodel``/``.json`` and ONNX Runtime for ``.onnx``.
+    ``predict(path)`` → ``[(class_id, name, score), ...]``, the ``top_k`` classes by probability
+    averaged over ``num_views`` clips.
+    """
+
+    def __init__(self, model_file: str, params_file: Optional[str],
+                 config: Union[str, Mapping[str, Any]], use_gpu: bool = False,
+                 use_tensorrt: bool = False, precision: str = "fp32",
+                 enable_mkldnn: bool = True, cpu_threads: Optional[int] = None,
+                 batch_size: int = 1, top_k: int = 1, label_file: Optional[str] = None,
+                 num_views: int = 1) -> None:
+        cfg = get_config(config) if isinstance(config, str) else config
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        self.top_k, self.batch_size = int(top_k), max(int(batch_size), 1)
+        self.label_file = resolve_label_file(label_file)
+        self.class_names = read_label_map(self.label_file)
+        num_classes = (cfg.get("MODEL") or {}).get("head", {}).get("num_classes")
+        if num_classes is not None:
+            check_label_count(self.class_names, int(num_classes), self.label_file,
+                              "the config (MODEL.head.num_classes)")
+        self.preprocess = ClipPreprocessor(cfg, num_views)
+        options = EngineOptions(use_gpu=use_gpu, use_tensorrt=use_tensorrt,
+                                precision=precision, enable_mkldnn=enable_mkldnn,
+                                cpu_threads=cpu_threads,
+                                batch_size=self.batch_size * self.preprocess.num_views)
+        self.model_file = model_file
+        self.engine = create_engine(model_file, params_file, options)
+        self.timings = Timings()
+
+    def video_probs(self, paths: Sequence[str]) -> np.ndarray:
+        """Class probabilities ``[len(paths), K]``, each averaged over the video's views."""
+        start = time.perf_counter()
+        clips = [self.preprocess(path) for path in paths]
+        slow = np.concatenate([c[0] for c in clips])
+        fast = np.concatenate([c[1] for c in clips])
+        mid = time.perf_counter()
+        probs = self.engine.run(slow, fast)
+        end = time.perf_counter()
+        self.timings.preprocess += mid - start
+        self.timings.model += end - mid
+        self.timings.videos += len(paths)
+        self.timings.per_video.append((mid - start, end - mid))
+        if probs.ndim != 2 or probs.shape[1] != len(self.class_names):
+            check_label_count(self.class_names, probs.shape[-1], self.label_file,
+                              f"the model {self.model_file}")
+        return probs.reshape(len(paths), self.preprocess.num_views, -1).mean(axis=1)
+
+    def top_classes(self, probs: np.ndarray) -> List[Prediction]:
+        """``probs [K]`` → the ``top_k`` ``(class_id, name, score)``, best first."""
+        order = np.argsort(-probs, kind="stable")[: self.top_k]
+        return [(int(i), self.class_names[int(i)], float(probs[i])) for i in order]
+
+    def predict(self, path: str) -> List[Prediction]:
+        """Top-``k`` ``(class_id, name, score)`` for one video."""
+        return self.top_classes(self.video_probs([path])[0])
+
+    def predict_batch(self, paths: Sequence[str]) -> List[List[Prediction]]:
+        """:meth:`predict` for several videos run through the model together."""
+        return [self.top_classes(p) for p in self.video_probs(paths)]
+
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".flv", ".mpeg", ".mpg", ".m4v")
+
+
+def list_videos(folder: str) -> List[str]:
+    """Video files directly in ``folder`` (by extension), sorted by name."""
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(VIDEO_EXTENSIONS))
+    return [os.path.join(folder, n) for n in names]
+
+
+def prediction_record(path: str, predictions: List[Prediction]) -> Dict[str, Any]:
+    """One video's result as JSON-ready data."""
+    return {"file": path, "top_k": [{"class_id": c, "class_name": n, "score": s}
+                                    for c, n, s in predictions]}
