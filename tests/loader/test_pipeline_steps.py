@@ -174,3 +174,29 @@ def test_short_cycle_changes_sizes(test_videos, cycle, crop, min_scale):
     seed_pipeline_rng(0)
     low = [scale(dict(sample))["scale_size"] for _ in range(60)]
     assert min(low) >= min_scale and min(low) <= min_scale + 3
+
+
+def test_test_clips_share_decoding_passes_and_keep_their_frames(test_videos, monkeypatch):
+    calls = []
+    original = VideoSource.get_frames
+
+    def counting(self, indices):
+        calls.append(len(indices))
+        return original(self, indices)
+
+    monkeypatch.setattr(VideoSource, "get_frames", counting)
+    sampler = DecodeSampler(num_frames=8, sampling_rate=2, test_mode=True)
+    for clip in range(5):
+        for _crop in range(3):
+            out = sampler(_sample(test_videos["numbered30"], temporal_sample_index=clip,
+                                  temporal_num_clips=5))
+            expected = np.linspace(44 * clip / 5, 44 * clip / 5 + 15, 8).astype(np.int64)
+            assert frame_numbers(out["imgs"]).tolist() == expected.tolist()
+    assert len(calls) == 2  # clip 0 alone (size unknown yet), then clips 1-4 in one pass
+    tight = DecodeSampler(num_frames=8, sampling_rate=2, test_mode=True,
+                          test_cache_mb=8 * 64 * 96 * 3 / 2**20)  # room for one clip
+    calls.clear()
+    for clip in range(5):
+        tight(_sample(test_videos["numbered30"], temporal_sample_index=clip,
+                      temporal_num_clips=5))
+    assert len(calls) == 5

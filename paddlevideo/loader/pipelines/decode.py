@@ -139,8 +139,10 @@ class DecodeSampler:
     clipped to the video, so a short video repeats its last frame. In a multigrid short cycle the
     sampling rate is drawn from ``[default_sampling_rate, sampling_rate]``.
 
-    In test mode the last decoded clip is kept, so the spatial crops of one temporal view (which
-    follow each other in the dataset) decode once.
+    In test mode the views of a video come in order (clip, then crop): the reader stays open and
+    one decoding pass serves this temporal clip and the next ones, as many as fit in
+    ``test_cache_mb`` of frames, so each clip is decoded once and the decoder does not seek back to
+    a key frame for every clip. The spatial crops of a clip share its frames.
 
     Reads: ``filename``, ``temporal_sample_index``, ``temporal_num_clips`` (test),
     ``short_cycle_idx`` (optional).
@@ -150,14 +152,16 @@ class DecodeSampler:
 
     def __init__(self, num_frames: int, sampling_rate: int, default_sampling_rate: int = 2,
                  target_fps: float = 30, test_mode: bool = False, backend: str = "decord",
-                 num_threads: int = 0) -> None:
+                 num_threads: int = 0, test_cache_mb: float = 128) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"DecodeSampler: unknown backend '{backend}', expected {BACKENDS}")
         self.num_frames, self.sampling_rate = int(num_frames), int(sampling_rate)
         self.default_sampling_rate, self.target_fps = int(default_sampling_rate), target_fps
         self.test_mode, self.backend, self.num_threads = test_mode, backend, num_threads
+        self.test_cache_bytes = int(test_cache_mb * 2**20)
         self._last_source: Optional[VideoSource] = None
-        self._last_clip: Optional[Tuple[Tuple[str, bytes], np.ndarray]] = None
+        self._clip_cache: Dict[Tuple[str, int, int], np.ndarray] = {}
+        self._clip_bytes: Dict[str, int] = {}
 
     def _sampling_rate(self, results: Dict[str, Any]) -> int:
         if results.get("short_cycle_idx") in (0, 1) and self.sampling_rate > \
@@ -173,26 +177,43 @@ class DecodeSampler:
         self._last_source = source if self.test_mode else None
         return source
 
+    def _test_clips(self, source: VideoSource, index: int, views: int) -> np.ndarray:
+        """Frames of temporal clip ``index`` of ``views``, decoding it with the clips after it
+        that fit in the cache budget."""
+        key = (source.path, index, views)
+        if key in self._clip_cache:
+            return self._clip_cache[key]
+        per_clip = self._clip_bytes.get(source.path)
+        count = 1 if per_clip is None else max(1, self.test_cache_bytes // max(per_clip, 1))
+        group = range(index, min(index + count, views))
+        clip_indices = [sample_clip_indices(source.num_frames, self.num_frames,
+                                            self.sampling_rate, source.fps, self.target_fps,
+                                            i / views) for i in group]
+        union = np.unique(np.concatenate(clip_indices))
+        frames = source.get_frames(union)
+        self._clip_cache = {}
+        for i, wanted in zip(group, clip_indices):
+            clip = frames[np.searchsorted(union, wanted)]
+            clip.setflags(write=False)  # shared by the crops: no step may edit it in place
+            self._clip_cache[(source.path, i, views)] = clip
+        self._clip_bytes = {source.path: self._clip_cache[key].nbytes}
+        return self._clip_cache[key]
+
     def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
         path = results["filename"]
         source = self._open(path)
         if self.test_mode:
-            index = results.get("temporal_sample_index", 0)
-            views = results.get("temporal_num_clips", 1)
-            start_fraction = index / views if views > 0 else 0.0
+            index = int(results.get("temporal_sample_index", 0))
+            views = int(results.get("temporal_num_clips", 1))
+            frames = self._test_clips(source, index, views)
+            indices = sample_clip_indices(source.num_frames, self.num_frames, self.sampling_rate,
+                                          source.fps, self.target_fps, index / views)
         else:
             start_fraction = float(pipeline_rng().uniform(0.0, 1.0))
-        indices = sample_clip_indices(source.num_frames, self.num_frames,
-                                      self._sampling_rate(results), source.fps, self.target_fps,
-                                      start_fraction)
-        key = (path, indices.tobytes())
-        if self._last_clip is not None and self._last_clip[0] == key:
-            frames = self._last_clip[1]
-        else:
+            indices = sample_clip_indices(source.num_frames, self.num_frames,
+                                          self._sampling_rate(results), source.fps,
+                                          self.target_fps, start_fraction)
             frames = source.get_frames(indices)
-            if self.test_mode:
-                frames.setflags(write=False)  # shared by the crops: no step may edit it in place
-                self._last_clip = (key, frames)
         results.update(imgs=frames, frame_indices=indices, video_num_frames=source.num_frames,
                        video_fps=source.fps)
         return results

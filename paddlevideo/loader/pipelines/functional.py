@@ -110,8 +110,16 @@ def resized_crop(frames: np.ndarray, scaled_hw: Tuple[int, int], box: Box) -> np
 
 
 def horizontal_flip(frames: np.ndarray) -> np.ndarray:
-    """Mirror left↔right: ``[T,H,W,C]`` → ``[T,H,W,C]`` (a view)."""
-    return frames[:, :, ::-1]
+    """Mirror left↔right: ``[T,H,W,C]`` → a new contiguous ``[T,H,W,C]`` array.
+
+    A contiguous copy (rather than a ``[:, :, ::-1]`` view) keeps the later conversion fast.
+    """
+    if frames.shape[3] > 4:  # more channels than OpenCV flips in one call
+        return np.ascontiguousarray(frames[:, :, ::-1])
+    out = np.empty(frames.shape, dtype=frames.dtype)
+    for i, frame in enumerate(frames):
+        cv2.flip(frame, 1, dst=out[i])
+    return out
 
 
 def normalize(frames: np.ndarray, mean: Sequence[float], std: Sequence[float],
@@ -138,14 +146,14 @@ def normalize_to_channels_first(frames: np.ndarray, mean: Sequence[float],
     Equal to ``normalize(frames, ...).transpose(3, 0, 1, 2)``: a uint8 value has only 256
     outcomes, so each channel goes through a 256-entry float table instead of float arithmetic.
     """
-    channels = frames.shape[3]
+    num, height, width, channels = frames.shape
     table = _normalization_table(mean, std, channels)
-    planar = np.ascontiguousarray(frames.transpose(3, 0, 1, 2))
-    out = np.empty(planar.shape, dtype=np.float32)
-    rows = planar.shape[1] * planar.shape[2]
+    rows = np.ascontiguousarray(frames).reshape(num * height, width, channels)
+    planes = cv2.split(rows) if channels > 1 else [rows[..., 0]]
+    out = np.empty((channels, num, height, width), dtype=np.float32)
     for c in range(channels):
         lut = np.ascontiguousarray(table[:, c]).reshape(256, 1)
-        out[c] = cv2.LUT(planar[c].reshape(rows, -1), lut).reshape(planar.shape[1:])
+        cv2.LUT(planes[c], lut, dst=out[c].reshape(num * height, width))
     return out
 
 
