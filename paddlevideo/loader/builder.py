@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import paddle
 from paddle.io import DataLoader, DistributedBatchSampler
 
@@ -79,11 +80,21 @@ class VideoDataLoader:
     def __iter__(self) -> Iterator[List[paddle.Tensor]]:
         if self.num_workers == 0:
             self._seeder(0)
-        iterator = iter(self._loader)
+            iterator = self._iter_in_process()
+        else:
+            iterator = iter(self._loader)
         # The next pass is the next epoch unless set_epoch says otherwise (the batch sampler
         # advances its own epoch the same way).
         self._seeder.epoch += 1
         return iterator
+
+
+    def _iter_in_process(self) -> Iterator[List[paddle.Tensor]]:
+        """Batches read in this process. Paddle's single-process reader runs the dataset in a
+        thread whose exceptions leave the reader blocked; here they reach the caller as raised."""
+        for indices in self.batch_sampler:
+            samples = [self.dataset[i] for i in indices]
+            yield [paddle.to_tensor(np.stack(field)) for field in zip(*samples)]
 
 
 def build_dataloader(dataset: Any, batch_size: int, num_workers: int, places: Any = None,

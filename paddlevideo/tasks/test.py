@@ -78,7 +78,8 @@ def test_model(cfg: Dict[str, Any], weights: Optional[str], parallel: bool = Tru
         metric.update(batch_id, batch, probs)
     results = metric.accumulate()
     if rank == 0:
-        names = [info["filename"] for info in getattr(dataset, "info", [])]
+        videos = getattr(getattr(dataset, "info", None), "videos", None) or []
+        names = [video["filename"] for video in videos]
         names = names if len(names) == metric.num_videos else None
         os.makedirs(out_dir, exist_ok=True)
         metric.write_predictions(os.path.join(out_dir, "test_predictions.csv"), names)

@@ -141,7 +141,7 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
                 validate: bool = True, use_amp: bool = False, amp_level: Optional[str] = None,
                 max_iters: Optional[int] = None, use_fleet: bool = False,
                 seed: Optional[int] = None) -> Dict[str, Any]:
-    """Train ``cfg``'s model; returns ``{'best_top1', 'last_checkpoint', 'output_dir'}``."""
+    """Train ``cfg``'s model; returns best_top1, last_checkpoint, output_dir and model."""
     world_size = init_distributed() if parallel else 1
     rank = get_rank() if parallel else 0
     seed = cfg.get("seed", 1234) if seed is None else seed
@@ -229,7 +229,8 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
                 last_checkpoint = "(written by rank 0)"
     writer.close()
     logger.info("Training finished: best top1 %.4f, outputs in %s", best_top1, out_dir)
-    return {"best_top1": best_top1, "last_checkpoint": last_checkpoint, "output_dir": out_dir}
+    return {"best_top1": best_top1, "last_checkpoint": last_checkpoint, "output_dir": out_dir,
+            "model": unwrap(model)}
 
 
 def _bad_video_count(dataset, cfg: Dict[str, Any]) -> int:

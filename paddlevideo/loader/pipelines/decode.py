@@ -83,10 +83,7 @@ class VideoSource:
         if unique[0] < 0 or unique[-1] >= self.num_frames:
             raise VideoDecodeError(self.path, f"frame index out of range [0, {self.num_frames})")
         try:
-            if self.backend == "decord":
-                frames = self._reader.get_batch(unique.tolist()).asnumpy()
-            else:
-                frames = self._pyav_frames(unique)
+            frames = self._decode(unique)
         except VideoDecodeError:
             raise
         except Exception as err:
@@ -96,6 +93,17 @@ class VideoSource:
         if len(unique) == len(indices) and np.array_equal(unique, indices):
             return frames
         return frames[inverse.reshape(-1)]
+
+    def _decode(self, unique: np.ndarray) -> np.ndarray:
+        if self.backend != "decord":
+            return self._pyav_frames(unique)
+        try:
+            return self._reader.get_batch(unique.tolist()).asnumpy()
+        except Exception:
+            # decord rejects some valid streams (e.g. frame widths it cannot align, such as
+            # 48 px); PyAV decodes them, so only a file both fail on counts as bad.
+            self.backend = "pyav"
+            return self._pyav_frames(unique)
 
     def _pyav_frames(self, wanted: np.ndarray) -> np.ndarray:
         import av
