@@ -45,7 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cpu_threads", type=int, default=None)
     parser.add_argument("--top_k", type=int, default=1)
     parser.add_argument("--label_file", default=None,
-                        help="'<id> <name>' lines (default data/k400/Kinetics-400_label_list.txt)")
+                        help="'<id> <name>' lines (default: the config's label_file, else "
+                             "data/k400/Kinetics-400_label_list.txt)")
     parser.add_argument("--num_views", type=int, default=1,
                         help="clips spread over the video, scores averaged (1: the centred clip)")
     parser.add_argument("--output", default=None, help="write all results to this JSON file")

@@ -32,7 +32,8 @@ class Predictor:
     ``Predictor(model_file, params_file, config)`` (``config``: a YAML path or a loaded config)
     picks Paddle Inference for ``.pdmodel``/``.json`` and ONNX Runtime for ``.onnx``.
     ``predict(path)`` → ``[(class_id, name, score), ...]``, the ``top_k`` classes by probability
-    averaged over ``num_views`` clips.
+    averaged over ``num_views`` clips. Class names come from ``label_file``, else the config's
+    ``label_file`` key, else ``data/k400/Kinetics-400_label_list.txt``.
     """
 
     def __init__(self, model_file: str, params_file: Optional[str],
@@ -45,7 +46,8 @@ class Predictor:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         self.top_k, self.batch_size = int(top_k), max(int(batch_size), 1)
-        self.label_file = resolve_label_file(label_file)
+        # An explicit file wins, then the config's own ``label_file``, then Kinetics-400.
+        self.label_file = resolve_label_file(label_file or cfg.get("label_file"))
         self.class_names = read_label_map(self.label_file)
         num_classes = (cfg.get("MODEL") or {}).get("head", {}).get("num_classes")
         if num_classes is not None:
