@@ -38,10 +38,36 @@ def save_training_checkpoint(output_dir: str, model_name: str, epoch: int, model
     plain = unwrap(model)
     aggregate_sub_bn_stats(plain)  # so the plain BN statistics in the file are current
     save(plain.state_dict(), paths["model"])
-    state = {"optimizer": optimizer.state_dict(), "epoch": epoch}
+    state = {"optimizer": optimizer_state_by_structured_name(optimizer, plain), "epoch": epoch}
     state.update(extra or {})
     save(state, paths["state"])
     return paths["model"]
+
+
+def _rename_accumulators(state: Dict[str, Any], names: Dict[str, str]) -> Dict[str, Any]:
+    """Rename ``{param_name}_{accumulator}`` keys with ``names`` (old param name → new)."""
+    renamed = {}
+    for key, value in state.items():
+        param, _, suffix = key.partition(".")
+        # accumulator keys look like "conv3d_110.w_0_velocity_0"; match the "w_0" part too
+        prefix = next((n for n in names if key.startswith(n + "_")), None) if suffix else None
+        renamed[names[prefix] + key[len(prefix):] if prefix else key] = value
+    return renamed
+
+
+def optimizer_state_by_structured_name(optimizer: Any, model: nn.Layer) -> Dict[str, Any]:
+    """The optimizer state with accumulators keyed by structured parameter names
+    (``backbone.s1...weight_velocity_0``) rather than the process-specific auto names
+    (``conv3d_110.w_0_velocity_0``), so it loads into any instance of the model."""
+    names = {p.name: name for name, p in model.named_parameters()}
+    return _rename_accumulators(optimizer.state_dict(), names)
+
+
+def load_optimizer_state(optimizer: Any, model: nn.Layer, state: Dict[str, Any]) -> None:
+    """Inverse of :func:`optimizer_state_by_structured_name`; files keyed by auto names (as
+    PaddleVideo writes them) load as they are."""
+    names = {name: p.name for name, p in model.named_parameters()}
+    optimizer.set_state_dict(_rename_accumulators(state, names))
 
 
 def resolve_resume_epoch(resume_epoch: Any, resume: Any, output_dir: str,
@@ -74,7 +100,7 @@ def load_training_checkpoint(output_dir: str, model_name: str, epoch: int, model
     state = load(paths["state"])
     if "optimizer" not in state:
         raise CheckpointError(f"{paths['state']} has no optimizer state")
-    optimizer.set_state_dict(state["optimizer"])
+    load_optimizer_state(optimizer, unwrap(model), state["optimizer"])
     logger.info("Resumed from %s (epoch %d)", paths["model"], epoch)
     return state
 

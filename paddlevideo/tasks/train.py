@@ -80,7 +80,7 @@ def sync_bn_buffers(model: nn.Layer) -> None:
 
 
 @paddle.no_grad()
-def validate(model: nn.Layer, loader, epoch: int, amp: AmpContext) -> Dict[str, float]:
+def run_validation(model: nn.Layer, loader, epoch: int, amp: AmpContext) -> Dict[str, float]:
     """Loss (on logits), top-1 and top-5 over the whole validation set, all processes."""
     model = unwrap(model)
     model.eval()
@@ -208,7 +208,7 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
             do_preciseBN(unwrap(model), train_loader, parallel,
                          precise_bn.get("num_iters_preciseBN", 200))
         if valid_loader is not None and (done % cfg.get("val_interval", 1) == 0 or last):
-            result = validate(model, valid_loader, done, amp)
+            result = run_validation(model, valid_loader, done, amp)
             writer.scalars("val", result, done)
             logger.info("[VALID] epoch %d: loss %.4f top1 %.4f top5 %.4f (%d samples)", done,
                         result["loss"], result["top1"], result["top5"], result["samples"])
