@@ -53,12 +53,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def print_prediction(path: str, predictions) -> None:
-    print(f"Current video file: {path}")
+def format_prediction(path: str, predictions) -> str:
+    """PaddleVideo's lines for one video, plus the class name of each of the top k."""
+    lines = [f"Current video file: {path}"]
     for rank, (class_id, name, score) in enumerate(predictions, start=1):
-        print(f"\ttop-{rank} class: {class_id}")
-        print(f"\ttop-{rank} score: {score}")
-        print(f"\ttop-{rank} class name: {name}")
+        lines += [f"\ttop-{rank} class: {class_id}", f"\ttop-{rank} score: {score}",
+                  f"\ttop-{rank} class name: {name}"]
+    return "\n".join(lines)
 
 
 def predict_all(predictor, paths, batch_size: int, show_progress: bool):
@@ -91,6 +92,8 @@ def main(argv=None) -> int:
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
     # Paddle warns at import about a compiler cache that only matters for custom C++ ops.
     warnings.filterwarnings("ignore", message="No ccache found")
+    from tqdm import tqdm
+
     from paddlevideo.inference import Predictor, list_videos, prediction_record
     from paddlevideo.inference.engines import EngineError
     from paddlevideo.inference.labels import LabelMapError
@@ -122,7 +125,8 @@ def main(argv=None) -> int:
                 print(f"Error: cannot predict {path}: {error}", file=sys.stderr)
                 failures.append({"file": path, "error": error})
                 continue
-            print_prediction(path, predictions)
+            # tqdm.write keeps the progress bar (stderr) off the printed lines (stdout).
+            tqdm.write(format_prediction(path, predictions), file=sys.stdout)
             records.append(prediction_record(path, predictions))
     except LabelMapError as err:
         print(f"Error: {err}", file=sys.stderr)
