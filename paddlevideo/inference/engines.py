@@ -25,7 +25,7 @@ class EngineOptions:
     use_gpu: bool = False
     use_tensorrt: bool = False
     precision: str = "fp32"
-    enable_mkldnn: bool = False
+    enable_mkldnn: bool = True
     cpu_threads: Optional[int] = None
     batch_size: int = 1
     gpu_mem: int = 8000
