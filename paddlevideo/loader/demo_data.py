@@ -52,32 +52,42 @@ def _outline(shape: str) -> np.ndarray:
 
 def sample_motion(label: int, rng: np.random.Generator, width: int, height: int,
                   num_frames: int) -> MotionParams:
-    """Random appearance and a motion of class ``MOTION_CLASSES[label]`` that keeps the shape
-    mostly inside the frame."""
+    """Random appearance and a motion of class ``MOTION_CLASSES[label]``.
+
+    The shape stays inside the central ``min(width, height)`` square for the whole video, so a
+    square crop of the frame (what training and testing take) always sees it move.
+    """
     name = MOTION_CLASSES[label]
-    size = float(rng.uniform(0.13, 0.2) * min(width, height))
-    speed = float(rng.uniform(0.45, 0.8)) * (width if "left" in name or "right" in name
-                                             else height) / num_frames
+    side = min(width, height)
+    origin = np.array([(width - side) / 2, (height - side) / 2])
+    size = float(rng.uniform(0.13, 0.2) * side)
+    speed = float(rng.uniform(0.3, 0.5)) * side / num_frames
     direction = {"move_left": (-1, 0), "move_right": (1, 0), "move_up": (0, -1),
                  "move_down": (0, 1)}.get(name, (0, 0))
     velocity = np.array(direction, dtype=np.float64) * speed
     travel = velocity * (num_frames - 1)
-    margin = size * 0.8
-    low = np.array([margin, margin]) - np.minimum(travel, 0)
-    high = np.array([width - margin, height - margin]) - np.maximum(travel, 0)
+    margin = size * 1.1
+    low = origin + margin - np.minimum(travel, 0)
+    high = origin + side - margin - np.maximum(travel, 0)
     center = rng.uniform(low, np.maximum(high, low + 1))
     angular = float(rng.uniform(3.0, 7.0)) * {"rotate_clockwise": 1,
                                               "rotate_counterclockwise": -1}.get(name, 0)
     total_growth = float(rng.uniform(1.8, 2.6)) ** {"grow": 1, "shrink": -1}.get(name, 0)
     if name == "grow":
-        size /= 1.6  # start small enough to end inside the frame
+        size /= 1.6  # start small enough to end inside the square
     elif name == "shrink":
         size *= 1.3
-    color = tuple(int(c) for c in rng.integers(0, 256, 3))
-    return MotionParams(shape=str(rng.choice(_SHAPES)), color=color, center=center,
-                        velocity=velocity, angle=float(rng.uniform(0, 360)),
+    return MotionParams(shape=str(rng.choice(_SHAPES)), color=_bright_color(rng),
+                        center=center, velocity=velocity, angle=float(rng.uniform(0, 360)),
                         angular_speed=angular, size=size,
                         growth=total_growth ** (1.0 / max(num_frames - 1, 1)))
+
+
+def _bright_color(rng: np.random.Generator) -> Tuple[int, int, int]:
+    """A saturated, bright colour of random hue: it stands out of the (darker) background."""
+    hsv = np.array([[[rng.integers(0, 180), rng.integers(160, 256), rng.integers(220, 256)]]],
+                   dtype=np.uint8)
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -85,7 +95,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
     coarse = rng.uniform(0, 255, (max(height // 12, 2), max(width // 12, 2), 3))
     texture = cv2.resize(coarse.astype(np.float32), (width, height),
                          interpolation=cv2.INTER_CUBIC)
-    tint = rng.uniform(0.3, 1.0, 3).astype(np.float32)
+    tint = rng.uniform(0.25, 0.6, 3).astype(np.float32)  # darker than the shape
     return np.clip(texture * tint, 0, 255)
 
 
