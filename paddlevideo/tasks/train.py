@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -137,35 +138,111 @@ def train_epoch(model, loader, optimizer, lr_scheduler, amp: AmpContext, epoch: 
             meter.log_step(step + 1)
 
 
+@dataclass
+class TrainRun:
+    """What a training run keeps across epochs, and the steps that end an epoch."""
+
+    cfg: Dict[str, Any]
+    out_dir: str
+    rank: int
+    amp: AmpContext
+    writer: MetricWriter
+    valid_loader: Any = None
+    best_top1: float = -1.0  # -1: the first validation always saves a best model
+    last_checkpoint: Optional[str] = None
+
+    @property
+    def model_name(self) -> str:
+        return self.cfg.get("model_name", "model")
+
+    def end_epoch(self, model, optimizer, train_loader, train_set, meter: TrainMeter, done: int,
+                  precise_bn: bool, evaluate: bool, checkpoint: bool) -> None:
+        """Epoch summary; then, as asked: precise BN, validation (+ best model), checkpoint."""
+        meter.log_epoch(bad_videos=_bad_video_count(train_set, self.cfg))
+        sync_bn_buffers(unwrap(model))
+        precise_cfg = self.cfg.get("PRECISEBN") or {}
+        if precise_bn and precise_cfg:
+            do_preciseBN(unwrap(model), train_loader, get_world_size() > 1,
+                         precise_cfg.get("num_iters_preciseBN", 200))
+        if evaluate and self.valid_loader is not None:
+            self.validate(model, done)
+        if checkpoint:
+            if self.rank == 0:
+                self.last_checkpoint = save_training_checkpoint(
+                    self.out_dir, self.model_name, done, model, optimizer,
+                    {"best_top1": self.best_top1, "scaler": self.amp.state_dict()})
+                logger.info("Saved checkpoint %s", self.last_checkpoint)
+            else:
+                self.last_checkpoint = "(written by rank 0)"
+
+    def validate(self, model, done: int) -> None:
+        result = run_validation(model, self.valid_loader, done, self.amp)
+        self.writer.scalars("val", result, done)
+        logger.info("[VALID] epoch %d: loss %.4f top1 %.4f top5 %.4f (%d samples)", done,
+                    result["loss"], result["top1"], result["top5"], result["samples"])
+        if result["top1"] > self.best_top1:
+            self.best_top1 = result["top1"]
+            if self.rank == 0:
+                save(unwrap(model).state_dict(),
+                     os.path.join(self.out_dir, f"{self.model_name}_best.pdparams"))
+            logger.info("Best top1 so far: %.4f (saved %s_best.pdparams)", self.best_top1,
+                        self.model_name)
+
+    def resume(self, model, optimizer, epoch: int) -> None:
+        state = load_training_checkpoint(self.out_dir, self.model_name, epoch, model, optimizer)
+        self.amp.load_state_dict(state.get("scaler"))
+        self.best_top1 = float(state.get("best_top1", -1.0))
+
+    def finish(self, model) -> Dict[str, Any]:
+        self.writer.close()
+        logger.info("Training finished: best top1 %.4f, outputs in %s", self.best_top1,
+                    self.out_dir)
+        return {"best_top1": self.best_top1, "last_checkpoint": self.last_checkpoint,
+                "output_dir": self.out_dir, "model": unwrap(model)}
+
+
+def start_run(cfg: Dict[str, Any], parallel: bool, validate: bool, seed: Optional[int],
+              use_amp: bool = False, amp_level: Optional[str] = None) -> TrainRun:
+    """Process group, seed, logger, resolved config, validation loader: what every run needs."""
+    if parallel:
+        init_distributed()
+    rank = get_rank() if parallel else 0
+    cfg["seed"] = cfg.get("seed", 1234) if seed is None else seed
+    out_dir = output_dir_of(cfg)
+    setup_logger(out_dir, rank, cfg.get("log_level", "INFO"))
+    if rank == 0:
+        dump_config(cfg, os.path.join(out_dir, "config.yaml"))
+    seed_everything(cfg["seed"])
+    valid_loader = None
+    if validate:
+        batch_size = cfg["DATASET"].get("valid_batch_size", cfg["DATASET"]["batch_size"])
+        _, valid_loader = build_eval_loader(cfg, "valid", batch_size)
+    writer = MetricWriter(os.path.join(out_dir, "vdl") if rank == 0 else None)
+    return TrainRun(cfg, out_dir, rank, AmpContext(use_amp, amp_level), writer, valid_loader)
+
+
+def check_iterations(loader, max_iters: Optional[int], batch_size: int) -> int:
+    """Iterations per epoch (capped by ``max_iters``); an error when there is no full batch."""
+    iters = len(loader) if not max_iters else min(len(loader), max_iters)
+    if iters == 0:
+        raise ConfigError(f"DATASET.train: {len(loader.dataset)} samples give no full batch of "
+                          f"{batch_size} per process × {get_world_size()} processes")
+    return iters
+
+
 def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bool = True,
                 validate: bool = True, use_amp: bool = False, amp_level: Optional[str] = None,
                 max_iters: Optional[int] = None, use_fleet: bool = False,
                 seed: Optional[int] = None) -> Dict[str, Any]:
     """Train ``cfg``'s model; returns best_top1, last_checkpoint, output_dir and model."""
-    world_size = init_distributed() if parallel else 1
-    rank = get_rank() if parallel else 0
-    seed = cfg.get("seed", 1234) if seed is None else seed
-    cfg["seed"] = seed
-    model_name = cfg.get("model_name", "model")
-    out_dir = output_dir_of(cfg)
-    setup_logger(out_dir, rank, cfg.get("log_level", "INFO"))
-    if rank == 0:
-        dump_config(cfg, os.path.join(out_dir, "config.yaml"))
-    seed_everything(seed)
-
+    run = start_run(cfg, parallel, validate, seed, use_amp, amp_level)
+    world_size = get_world_size() if parallel else 1
     batch_size = cfg["DATASET"]["batch_size"]
     accum_steps = gradient_accumulation_steps(cfg, batch_size, world_size)
     train_set = build_dataset((cfg["DATASET"]["train"], cfg["PIPELINE"]["train"]))
     train_loader = build_dataloader(train_set, batch_size, cfg["DATASET"].get("num_workers", 0),
-                                    shuffle=True, drop_last=True, seed=seed)
-    valid_loader = None
-    if validate:
-        valid_bs = cfg["DATASET"].get("valid_batch_size", batch_size)
-        _, valid_loader = build_eval_loader(cfg, "valid", valid_bs)
-    iters = len(train_loader) if not max_iters else min(len(train_loader), max_iters)
-    if iters == 0:
-        raise ConfigError(f"DATASET.train: {len(train_set)} samples give no full batch of "
-                          f"{batch_size} per process × {world_size} processes")
+                                    shuffle=True, drop_last=True, seed=cfg["seed"])
+    iters = check_iterations(train_loader, max_iters, batch_size)
 
     model = build_model(cfg["MODEL"])
     if weights:
@@ -173,8 +250,7 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
         logger.info("Loaded weights from %s", weights)
     lr_scheduler = build_lr(cfg["OPTIMIZER"]["learning_rate"], iters)
     optimizer = build_optimizer(cfg["OPTIMIZER"], lr_scheduler, model)
-    amp = AmpContext(use_amp, amp_level)
-    model, optimizer = amp.decorate(model, optimizer)
+    model, optimizer = run.amp.decorate(model, optimizer)
     if use_fleet:
         from paddle.distributed import fleet
 
@@ -183,54 +259,25 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
     elif world_size > 1:
         model = paddle.DataParallel(model)
 
-    start_epoch = resolve_resume_epoch(cfg.get("resume_epoch", 0), cfg.get("resume"), out_dir,
-                                       model_name)
-    best_top1, last_checkpoint = -1.0, None  # -1: the first validation always saves a best
+    start_epoch = resolve_resume_epoch(cfg.get("resume_epoch", 0), cfg.get("resume"),
+                                       run.out_dir, run.model_name)
     if start_epoch:
-        state = load_training_checkpoint(out_dir, model_name, start_epoch, model, optimizer)
-        amp.load_state_dict(state.get("scaler"))
-        best_top1 = float(state.get("best_top1", -1.0))
-
+        run.resume(model, optimizer, start_epoch)
     epochs = cfg.get("epochs", 1)
-    writer = MetricWriter(os.path.join(out_dir, "vdl") if rank == 0 else None)
-    meter = TrainMeter(epochs, batch_size * world_size, writer)
+    meter = TrainMeter(epochs, batch_size * world_size, run.writer)
+    precise_interval = (cfg.get("PRECISEBN") or {}).get("preciseBN_interval", 1)
     for epoch in range(start_epoch, epochs):
         # per-epoch seeds make a resumed run draw exactly what the uninterrupted run drew
-        seed_everything(seed + epoch)
+        seed_everything(cfg["seed"] + epoch)
         train_loader.set_epoch(epoch)
-        train_epoch(model, train_loader, optimizer, lr_scheduler, amp, epoch, cfg, meter,
-                    accum_steps, last_checkpoint, max_iters)
-        meter.log_epoch(bad_videos=_bad_video_count(train_set, cfg))
-        sync_bn_buffers(unwrap(model))
+        train_epoch(model, train_loader, optimizer, lr_scheduler, run.amp, epoch, cfg, meter,
+                    accum_steps, run.last_checkpoint, max_iters)
         done, last = epoch + 1, epoch + 1 == epochs
-        precise_bn = cfg.get("PRECISEBN") or {}
-        if precise_bn and (done % precise_bn.get("preciseBN_interval", 1) == 0 or last):
-            do_preciseBN(unwrap(model), train_loader, parallel,
-                         precise_bn.get("num_iters_preciseBN", 200))
-        if valid_loader is not None and (done % cfg.get("val_interval", 1) == 0 or last):
-            result = run_validation(model, valid_loader, done, amp)
-            writer.scalars("val", result, done)
-            logger.info("[VALID] epoch %d: loss %.4f top1 %.4f top5 %.4f (%d samples)", done,
-                        result["loss"], result["top1"], result["top5"], result["samples"])
-            if result["top1"] > best_top1:
-                best_top1 = result["top1"]
-                if rank == 0:
-                    save(unwrap(model).state_dict(),
-                         os.path.join(out_dir, f"{model_name}_best.pdparams"))
-                logger.info("Best top1 so far: %.4f (saved %s_best.pdparams)", best_top1,
-                            model_name)
-        if done % cfg.get("save_interval", 1) == 0 or last:
-            if rank == 0:
-                last_checkpoint = save_training_checkpoint(
-                    out_dir, model_name, done, model, optimizer,
-                    {"best_top1": best_top1, "scaler": amp.state_dict()})
-                logger.info("Saved checkpoint %s", last_checkpoint)
-            else:
-                last_checkpoint = "(written by rank 0)"
-    writer.close()
-    logger.info("Training finished: best top1 %.4f, outputs in %s", best_top1, out_dir)
-    return {"best_top1": best_top1, "last_checkpoint": last_checkpoint, "output_dir": out_dir,
-            "model": unwrap(model)}
+        run.end_epoch(model, optimizer, train_loader, train_set, meter, done,
+                      precise_bn=done % precise_interval == 0 or last,
+                      evaluate=done % cfg.get("val_interval", 1) == 0 or last,
+                      checkpoint=done % cfg.get("save_interval", 1) == 0 or last)
+    return run.finish(model)
 
 
 def _bad_video_count(dataset, cfg: Dict[str, Any]) -> int:
