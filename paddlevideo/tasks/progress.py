@@ -46,9 +46,9 @@ class MetricWriter:
 class TrainMeter:
     """Running averages of one epoch and the log lines built from them."""
 
-    def __init__(self, epochs: int, global_batch: int, writer: MetricWriter) -> None:
+    def __init__(self, epochs: int, world_size: int, writer: MetricWriter) -> None:
         self.epochs = epochs
-        self.global_batch = global_batch
+        self.world_size = world_size  # ips counts the clips of every process
         self.writer = writer
         self.global_step = 0
 
@@ -85,7 +85,7 @@ class TrainMeter:
         avg = self.averages()
         remaining = (self.iters - step) + (self.epochs - self.epoch - 1) * self.iters
         eta = datetime.timedelta(seconds=int(remaining * avg["batch_cost"]))
-        ips = self.global_batch / max(avg["batch_cost"], 1e-9)
+        ips = self.samples * self.world_size / max(self.sums["batch_cost"], 1e-9)
         logger.info("epoch:[%3d/%d] train step:%-4d loss: %.5f lr: %.6f top1: %.5f top5: %.5f "
                     "batch_cost: %.3f sec, reader_cost: %.3f sec, ips: %.2f instance/sec, "
                     "eta: %s", self.epoch + 1, self.epochs, step, avg["loss"], self.lr,
@@ -98,4 +98,4 @@ class TrainMeter:
                     "avg_batch_cost: %.3f sec, avg_reader_cost: %.3f sec, epoch_time: %.1f sec, "
                     "ips: %.2f instance/sec, bad videos: %d", self.epoch + 1, avg["loss"],
                     avg["top1"], avg["top5"], avg["batch_cost"], avg["reader_cost"], elapsed,
-                    self.global_batch * self.count / max(elapsed, 1e-9), bad_videos)
+                    self.samples * self.world_size / max(elapsed, 1e-9), bad_videos)

@@ -264,7 +264,7 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
     if start_epoch:
         run.resume(model, optimizer, start_epoch)
     epochs = cfg.get("epochs", 1)
-    meter = TrainMeter(epochs, batch_size * world_size, run.writer)
+    meter = TrainMeter(epochs, world_size, run.writer)
     precise_interval = (cfg.get("PRECISEBN") or {}).get("preciseBN_interval", 1)
     for epoch in range(start_epoch, epochs):
         # per-epoch seeds make a resumed run draw exactly what the uninterrupted run drew
