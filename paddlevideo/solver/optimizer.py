@@ -66,7 +66,22 @@ def build_optimizer(cfg: Dict[str, Any], lr_scheduler: LRScheduler,
             use_nesterov=bool(cfg.get("use_nesterov", False)), **common)
     if name == "SGD":
         return paddle.optimizer.SGD(**common)
-    if name in ("Adam", "AdamW"):
-        return getattr(paddle.optimizer, name)(**common)
+    if name == "Adam":
+        return paddle.optimizer.Adam(**common)
+    if name == "AdamW":
+        return _adamw(cfg, common, params)
     raise ConfigError(f"OPTIMIZER.name: unknown optimizer {name!r}; "
                       f"known: Momentum, SGD, Adam, AdamW")
+
+
+def _adamw(cfg: Dict[str, Any], common: Dict[str, Any], params) -> paddle.optimizer.AdamW:
+    """AdamW decays weights itself (a coefficient, not a regularizer): BN parameters, which
+    carry an ``L2Decay(0)`` regularizer, are left out by name."""
+    decay_cfg = cfg.get("weight_decay")
+    value = decay_cfg.get("value", 0.0) if isinstance(decay_cfg, dict) else (decay_cfg or 0.0)
+    no_decay = {p.name for p in params
+                if isinstance(p.regularizer, paddle.regularizer.L2Decay)
+                and float(p.regularizer._coeff) == 0.0}
+    common = dict(common, weight_decay=_as_float(value, "OPTIMIZER.weight_decay.value"))
+    return paddle.optimizer.AdamW(apply_decay_param_fun=lambda name: name not in no_decay,
+                                  **common)

@@ -49,3 +49,20 @@ def test_unknown_optimizer_is_named():
     model = build_model(SMALL)
     with pytest.raises(ConfigError, match="Adagrad"):
         build_optimizer(dict(OPT, name="Adagrad"), _lr(), model)
+
+
+def test_adamw_decays_conv_weights_but_not_bn():
+    paddle.seed(0)
+    model = build_model(SMALL)
+    optimizer = build_optimizer({"name": "AdamW", "weight_decay": {"name": "L2", "value": 0.5}},
+                                _lr(), model)
+    assert isinstance(optimizer, paddle.optimizer.AdamW)
+    bn = model.backbone.s1.pathway0_stem._bn
+    conv = model.backbone.s1.pathway0_stem._conv
+    before_bn, before_conv = bn.weight.numpy().copy(), conv.weight.numpy().copy()
+    for p in model.parameters():
+        p._set_grad_ivar(paddle.zeros_like(p))
+    optimizer.step()
+    np.testing.assert_array_equal(bn.weight.numpy(), before_bn)
+    # decoupled decay: w ← w · (1 − lr · coeff) when the gradient is zero
+    np.testing.assert_allclose(conv.weight.numpy(), before_conv * (1 - 0.1 * 0.5), rtol=1e-5)

@@ -15,8 +15,8 @@ import paddle.nn.functional as F
 from ...utils.multigrid.sub_batchnorm import SubBatchNorm3D
 from ..registry import BACKBONES
 
-# depth -> number of bottleneck blocks in res2..res5
-_STAGE_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+# depth -> number of bottleneck blocks in res2..res5 (26: a shallow variant for small data)
+_STAGE_DEPTHS = {26: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 # temporal kernel of conv "a" in each stage, per pathway (slow, fast)
 _TEMPORAL_KERNELS = ((1, 3), (1, 3), (3, 3), (3, 3))
 _SPATIAL_STRIDES = (1, 2, 2, 2)
@@ -158,7 +158,7 @@ class ResNetSlowFast(nn.Layer):
     Args:
         alpha: frame-rate ratio between the fast and slow pathways.
         beta: channel ratio between the slow and fast pathways.
-        depth: 50 (or 101).
+        depth: 50 (101, or 26 for a shallow variant with two blocks per stage).
         width_per_group: stem width of the slow pathway (64 for R50).
         fusion_kernel_sz: temporal kernel of the fast → slow lateral convolutions.
         fusion_conv_channel_ratio: channels of a lateral connection / fast channels.
