@@ -1,12 +1,20 @@
 """Exported models (.pdmodel, PIR .json, ONNX) give the dynamic model's probabilities."""
 import copy
+import functools
 
 import numpy as np
 import pytest
 
-from paddlevideo.inference import ExportError, create_engine, input_shapes_from_config
+from paddlevideo.inference import (
+    ClipPreprocessor,
+    ExportError,
+    create_engine,
+    input_shapes_from_config,
+)
 from paddlevideo.inference.export import dynamic_probs, export_inference_model, random_inputs
-from tests.inference.helpers import small_config, small_export, small_model
+from tests.inference.helpers import SHARED_VIDEOS, small_config, small_export, small_model
+
+EXAMPLE = str(SHARED_VIDEOS / "example.avi")
 
 FORMATS = ("pdmodel", "json", "onnx")
 
@@ -50,11 +58,17 @@ def test_export_writes_the_promised_files(fmt):
     assert names == expected[fmt]
 
 
+@functools.cache
+def preprocessed_clips(batch_size: int):
+    """Real model inputs: the centred clip of example.avi, or two clips spread over it."""
+    return ClipPreprocessor(small_config(), num_views=batch_size)(EXAMPLE)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("batch_size", [1, 2])
 def test_exported_output_equals_dynamic_model(fmt, batch_size):
     paths = small_export(fmt)
-    slow, fast = random_inputs(input_shapes_from_config(small_config()), batch_size, seed=3)
+    slow, fast = preprocessed_clips(batch_size)
     exported = create_engine(paths["model"], paths.get("params")).run(slow, fast)
     expected = dynamic_probs(small_model(), slow, fast)
     assert exported.shape == (batch_size, 400)
