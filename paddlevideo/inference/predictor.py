@@ -18,12 +18,13 @@ Prediction = Tuple[int, str, float]
 
 @dataclass
 class Timings:
-    """Seconds spent so far in preprocessing (decode included) and in the model."""
+    """Seconds spent so far in preprocessing (decode included) and in the model, in total and
+    per model run (``per_batch``: ``(preprocess, model)`` pairs)."""
 
     preprocess: float = 0.0
     model: float = 0.0
     videos: int = 0
-    per_video: List[Tuple[float, float]] = field(default_factory=list)
+    per_batch: List[Tuple[float, float]] = field(default_factory=list)
 
 
 class Predictor:
@@ -74,7 +75,7 @@ class Predictor:
         self.timings.preprocess += mid - start
         self.timings.model += end - mid
         self.timings.videos += len(paths)
-        self.timings.per_video.append((mid - start, end - mid))
+        self.timings.per_batch.append((mid - start, end - mid))
         if probs.ndim != 2 or probs.shape[1] != len(self.class_names):
             check_label_count(self.class_names, probs.shape[-1], self.label_file,
                               f"the model {self.model_file}")

@@ -121,6 +121,8 @@ def test_batch_prediction_equals_single(tmp_path):
         single = predictor.predict(path)
         assert [c for c, _, _ in result] == [c for c, _, _ in single]
         np.testing.assert_allclose([s for *_, s in result], [s for *_, s in single], atol=1e-6)
+    assert predictor.timings.videos == 4 and len(predictor.timings.per_batch) == 3
+    assert predictor.timings.preprocess > 0 and predictor.timings.model > 0
 
 
 def test_config_label_file_is_used_when_none_is_given(tmp_path):
