@@ -38,6 +38,8 @@ def main(argv=None) -> int:
     # The legacy program format needs the old IR selected before paddle is first imported.
     if args.format == "pdmodel":
         os.environ["FLAGS_enable_pir_api"] = "0"
+    # Paddle's C++ INFO lines ("New Executor is Running") would mix with the tool's output.
+    os.environ.setdefault("GLOG_minloglevel", "1")
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
     # Paddle warns at import about a compiler cache that only matters for custom C++ ops.
     warnings.filterwarnings("ignore", message="No ccache found")

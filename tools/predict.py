@@ -89,6 +89,8 @@ def predict_all(predictor, paths, batch_size: int, show_progress: bool):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # Paddle's C++ INFO lines ("New Executor is Running") would mix with the tool's output.
+    os.environ.setdefault("GLOG_minloglevel", "1")
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
     # Paddle warns at import about a compiler cache that only matters for custom C++ ops.
     warnings.filterwarnings("ignore", message="No ccache found")
