@@ -28,6 +28,7 @@ from .checkpointing import (
     unwrap,
 )
 from .progress import MetricWriter, TrainMeter, progress
+from .static_graph import apply_to_static
 
 logger = get_logger()
 
@@ -248,6 +249,7 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
     if weights:
         load_weights(model, weights, skip_head=bool(cfg.get("skip_head", False)))
         logger.info("Loaded weights from %s", weights)
+    model = apply_to_static(model, bool(cfg.get("to_static", False)))
     lr_scheduler = build_lr(cfg["OPTIMIZER"]["learning_rate"], iters)
     optimizer = build_optimizer(cfg["OPTIMIZER"], lr_scheduler, model)
     model, optimizer = run.amp.decorate(model, optimizer)
