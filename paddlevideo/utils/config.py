@@ -26,24 +26,41 @@ _BACKBONE_ARGS = ("alpha", "beta", "depth", "width_per_group", "fusion_kernel_sz
 _HEAD_ARGS = ("width_per_group", "alpha", "beta", "num_classes", "num_frames", "crop_size",
               "dropout_rate", "multigrid_short", "fusion_conv_channel_ratio")
 
-# Keys that a config may leave out; an override may add them. Patterns use fnmatch syntax on the
-# dotted path. Everything else must already exist in the file to be overridden, so a typo in
-# ``-o`` is caught instead of silently adding an unused key.
+_LR_ARGS = ("iter_step", "warmup_epochs", "warmup_start_lr", "cosine_base_lr", "max_epoch",
+            "step_base_lr", "lrs", "gamma", "steps")
+_DECODE_ARGS = ("num_frames", "sampling_rate", "default_sampling_rate", "target_fps",
+                "test_mode", "backend", "num_threads", "test_cache_mb")
+_DATASET_ARGS = ("num_retries", "num_ensemble_views", "num_spatial_crops", "test_mode",
+                 "data_prefix", "num_classes", "file_path")
+_MULTIGRID_ARGS = ("LONG_CYCLE", "SHORT_CYCLE", "EVAL_FREQ", "default_batch_size",
+                   "default_temporal_size", "default_crop_size", "epoch_factor", "bn_base_size",
+                   "long_cycle_sampling_rate", "long_cycle_factors", "short_cycle_factors")
+
+# Keys that a config may leave out; an override may add them. Patterns are dotted paths whose
+# segments use fnmatch syntax; a ``*`` segment matches exactly one segment (any name there is
+# then checked by the constructor it goes to). Everything else must already exist in the file to
+# be overridden, so a typo in ``-o`` is caught instead of silently adding an unused key.
 OPTIONAL_KEYS: Sequence[str] = (
     "resume_epoch", "resume", "device", "to_static", "log_interval", "save_interval",
-    "val_interval", "output_dir", "model_name", "epochs", "seed", "max_iters", "log_level",
-    "use_visualdl", "bad_video_max_fraction", "amp", "amp_level", "grad_clip", "skip_head",
-    "label_file",
-    "GRADIENT_ACCUMULATION", "GRADIENT_ACCUMULATION.*", "PRECISEBN", "PRECISEBN.*",
-    "INFERENCE", "INFERENCE.*", "MULTIGRID", "MULTIGRID.*",
-    "DATASET.*.num_retries", "DATASET.*.num_ensemble_views", "DATASET.*.num_spatial_crops",
-    "DATASET.*.test_mode", "DATASET.*.data_prefix", "DATASET.*.batch_size",
-    "DATASET.*.num_workers", "DATASET.*.use_shared_memory", "DATASET.*.file_path",
-    "DATASET.*_batch_size", "DATASET.num_workers",
+    "val_interval", "output_dir", "model_name", "epochs", "seed", "log_level",
+    "bad_video_max_fraction", "skip_head", "label_file",
+    "GRADIENT_ACCUMULATION", "GRADIENT_ACCUMULATION.global_batch_size",
+    "PRECISEBN", "PRECISEBN.preciseBN_interval", "PRECISEBN.num_iters_preciseBN",
+    "INFERENCE", *(f"INFERENCE.{k}" for k in ("name", "num_frames", "alpha", "target_size")),
+    "MULTIGRID", *(f"MULTIGRID.{k}" for k in _MULTIGRID_ARGS),
+    *(f"DATASET.*.{k}" for k in _DATASET_ARGS),
+    "DATASET.batch_size", "DATASET.num_workers", "DATASET.valid_batch_size",
+    "DATASET.test_batch_size", "DATASET.use_shared_memory",
     *(f"MODEL.backbone.{k}" for k in _BACKBONE_ARGS), *(f"MODEL.head.{k}" for k in _HEAD_ARGS),
-    "MODEL.loss", "MODEL.loss.*", "OPTIMIZER.grad_clip",
-    "OPTIMIZER.grad_clip.*", "OPTIMIZER.learning_rate.*", "OPTIMIZER.*",
-    "METRIC.*", "PIPELINE.*.decode_sampler.*", "PIPELINE.*.transform.*.*.*",
+    "MODEL.loss", "MODEL.loss.name", "MODEL.loss.loss_weight",
+    "OPTIMIZER.momentum", "OPTIMIZER.use_nesterov", "OPTIMIZER.weight_decay",
+    "OPTIMIZER.weight_decay.name", "OPTIMIZER.weight_decay.value",
+    "OPTIMIZER.grad_clip", "OPTIMIZER.grad_clip.name", "OPTIMIZER.grad_clip.clip_norm",
+    *(f"OPTIMIZER.learning_rate.{k}" for k in _LR_ARGS),
+    *(f"METRIC.{k}" for k in ("num_ensemble_views", "num_spatial_crops", "num_classes",
+                              "num_cls", "log_interval")),
+    *(f"PIPELINE.*.decode_sampler.{k}" for k in _DECODE_ARGS),
+    "PIPELINE.*.transform.*.*.*",
 )
 
 
@@ -103,7 +120,13 @@ def _load_yaml(path: str) -> Dict[str, Any]:
 
 
 def _is_optional(path: str) -> bool:
-    return any(fnmatch.fnmatchcase(path, pattern) for pattern in OPTIONAL_KEYS)
+    parts = path.split(".")
+    for pattern in OPTIONAL_KEYS:
+        segments = pattern.split(".")
+        if len(segments) == len(parts) and all(
+                fnmatch.fnmatchcase(part, segment) for part, segment in zip(parts, segments)):
+            return True
+    return False
 
 
 def _nearest_keys(key: str, choices: Iterable[Any]) -> List[str]:

@@ -304,3 +304,14 @@ def test_repository_config_overrides_of_real_keys():
     assert cfg.PIPELINE.train.transform[1].MultiCrop.target_size == 112
     assert cfg.DATASET.batch_size == 2
     assert cfg.OPTIMIZER.weight_decay.value == "1e-4"
+
+
+@pytest.mark.parametrize("override", [
+    "PRECISEBN.num_iters_precisebn=10", "OPTIMIZER.momentm=0.5", "INFERENCE.target_sise=224",
+    "MULTIGRID.epoch_factr=2", "OPTIMIZER.learning_rate.cosine_base_lrr=0.1",
+    "DATASET.train.num_retires=3", "PIPELINE.train.decode_sampler.sampling_rte=2",
+])
+def test_typos_inside_sections_with_optional_keys_are_caught(override):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=f"no key '{key}'"):
+        get_config(SLOWFAST_YAML, [override])
