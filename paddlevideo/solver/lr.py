@@ -31,8 +31,10 @@ class _EpochScheduler(LRScheduler):
         super().__init__(learning_rate=1.0, last_epoch=last_epoch)
 
     def epoch_of(self, step: int) -> float:
-        """Fractional epoch of a global step (or of a whole epoch when not ``iter_step``)."""
-        return max(step, 0) / self.num_iters if self.iter_step else float(max(step, 0))
+        """The epoch of global iteration ``step``: fractional with ``iter_step``, else the
+        whole epochs completed (the LR then changes once an epoch)."""
+        step = max(step, 0)
+        return step / self.num_iters if self.iter_step else float(step // self.num_iters)
 
     def lr_at(self, epoch: float) -> float:
         raise NotImplementedError

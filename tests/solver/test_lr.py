@@ -67,7 +67,10 @@ def test_schedule_is_a_function_of_the_step_not_of_history():
 
 def test_epoch_step_mode_counts_whole_epochs():
     cfg = dict(COSINE, iter_step=False)
-    assert lr_at_step(cfg, 98) == pytest.approx(0.05)
+    # the loop passes global iterations: 98 epochs of 100 iterations, and a bit more
+    assert lr_at_step(cfg, 9800) == pytest.approx(0.05)
+    assert lr_at_step(cfg, 9899) == pytest.approx(0.05)
+    assert lr_at_step(cfg, 9900) == pytest.approx(cosine(99))
 
 
 def test_unknown_schedule_is_named():
