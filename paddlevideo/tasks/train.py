@@ -5,7 +5,7 @@ import math
 import os
 import random
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import paddle
@@ -48,9 +48,19 @@ def output_dir_of(cfg: Dict[str, Any]) -> str:
     return cfg.get("output_dir") or os.path.join("output", cfg.get("model_name", "model"))
 
 
+def dataset_sections(cfg: Dict[str, Any], mode: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``(DATASET.<mode>, PIPELINE.<mode>)``, the dataset told the model's number of classes so
+    a label outside ``[0, num_classes)`` is an error with its file and line before training."""
+    dataset_cfg = dict(cfg["DATASET"][mode])
+    num_classes = (cfg["MODEL"].get("head") or {}).get("num_classes")
+    if num_classes is not None:
+        dataset_cfg.setdefault("num_classes", num_classes)
+    return dataset_cfg, cfg["PIPELINE"][mode]
+
+
 def build_eval_loader(cfg: Dict[str, Any], mode: str, batch_size: int):
     """A loader over ``DATASET.<mode>`` where each sample is seen exactly once across ranks."""
-    dataset = build_dataset((cfg["DATASET"][mode], cfg["PIPELINE"][mode]))
+    dataset = build_dataset(dataset_sections(cfg, mode))
     sampler = DistributedEvalBatchSampler(len(dataset), batch_size)
     loader = build_dataloader(dataset, batch_size, cfg["DATASET"].get("num_workers", 0),
                               shuffle=False, drop_last=False, batch_sampler=sampler,
@@ -240,7 +250,7 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
     world_size = get_world_size() if parallel else 1
     batch_size = cfg["DATASET"]["batch_size"]
     accum_steps = gradient_accumulation_steps(cfg, batch_size, world_size)
-    train_set = build_dataset((cfg["DATASET"]["train"], cfg["PIPELINE"]["train"]))
+    train_set = build_dataset(dataset_sections(cfg, "train"))
     train_loader = build_dataloader(train_set, batch_size, cfg["DATASET"].get("num_workers", 0),
                                     shuffle=True, drop_last=True, seed=cfg["seed"])
     iters = check_iterations(train_loader, max_iters, batch_size)

@@ -34,7 +34,14 @@ from .checkpointing import (
     unwrap,
 )
 from .progress import TrainMeter
-from .train import TrainRun, check_iterations, seed_everything, start_run, train_epoch
+from .train import (
+    TrainRun,
+    check_iterations,
+    dataset_sections,
+    seed_everything,
+    start_run,
+    train_epoch,
+)
 
 logger = get_logger()
 
@@ -84,8 +91,7 @@ class Phase:
         self.shape = schedule.shape_at(epoch)
         self.index = self.shape.phase_index
         self.cfg = phase_config(cfg, schedule, self.shape)
-        self.train_set = build_dataset((self.cfg["DATASET"]["train"],
-                                        self.cfg["PIPELINE"]["train"]))
+        self.train_set = build_dataset(dataset_sections(self.cfg, "train"))
         self.loader = build_dataloader(self.train_set, self.shape.batch_size,
                                        cfg["DATASET"].get("num_workers", 0),
                                        batch_sampler=self._batch_sampler(schedule, cfg["seed"]),

@@ -70,3 +70,15 @@ def test_non_finite_loss_stops_with_iteration_lr_and_checkpoint(tiny_dataset, tm
     # its lr on the warm-up line from 1e30 towards the cosine value at epoch 1 (5e29)
     assert "at epoch 1, iteration 2 (lr 8.75e+29)" in message
     assert "Last good checkpoint: none written yet" in message
+
+
+def test_label_outside_the_model_classes_is_named_before_training(tiny_dataset, tmp_path):
+    rows = (tiny_dataset / "train.list").read_text().splitlines()
+    path, _ = rows[2].rsplit(maxsplit=1)
+    rows[2] = f"{path} 5"  # the tiny model has 2 classes
+    bad_list = tmp_path / "bad.list"
+    bad_list.write_text("\n".join(rows) + "\n")
+    with pytest.raises(Exception, match=r"bad.list:3.*5") as info:
+        _train(tiny_dataset, tmp_path / "out", extra=[f"DATASET.train.file_path={bad_list}"])
+    assert not (tmp_path / "out" / "SlowFastDemo_epoch_00001.pdparams").exists()
+    assert "num_classes" in str(info.value) or "[0, 2)" in str(info.value)
