@@ -72,8 +72,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     elif args.multigrid:
         from paddlevideo.tasks.train_multigrid import train_model_multigrid
 
+        if args.fleet:
+            print("--fleet is not supported with --multigrid (its phases rebuild the model); "
+                  "launch with paddle.distributed.launch without --fleet", file=sys.stderr)
+            return 2
         train_model_multigrid(cfg, weights=args.weights, validate=args.validate,
-                              seed=args.seed, max_iters=args.max_iters)
+                              seed=args.seed, max_iters=args.max_iters, use_amp=args.amp,
+                              amp_level=args.amp_level)
     else:
         from paddlevideo.tasks import train_model
 

@@ -53,8 +53,8 @@ def read_label_names(path: Optional[str]) -> Dict[int, str]:
 
 
 @paddle.no_grad()
-def test_model(cfg: Dict[str, Any], weights: Optional[str], parallel: bool = True,
-               use_amp: bool = False) -> Dict[str, float]:
+def test_model(cfg: Dict[str, Any], weights: Optional[str],
+               parallel: bool = True) -> Dict[str, float]:
     """Test ``weights`` on ``DATASET.test``; writes ``test_predictions.csv`` and
     ``test_per_class_accuracy.csv`` into the output folder; returns top-1/top-5."""
     if parallel:

@@ -19,6 +19,7 @@ from ..utils.checkpoint import load_weights, save
 from ..utils.config import ConfigError, dump_config
 from ..utils.dist import all_reduce_sum, get_rank, get_world_size, init_distributed
 from ..utils.logger import get_logger, setup_logger
+from ..utils.multigrid.sub_batchnorm import aggregate_sub_bn_stats
 from ..utils.precise_bn import bn_layers, do_preciseBN
 from .amp import AmpContext
 from .checkpointing import (
@@ -166,14 +167,16 @@ class TrainRun:
     def model_name(self) -> str:
         return self.cfg.get("model_name", "model")
 
-    def end_epoch(self, model, optimizer, train_loader, train_set, meter: TrainMeter, done: int,
+    def end_epoch(self, model, optimizer, bn_loader, train_set, meter: TrainMeter, done: int,
                   precise_bn: bool, evaluate: bool, checkpoint: bool) -> None:
-        """Epoch summary; then, as asked: precise BN, validation (+ best model), checkpoint."""
+        """Epoch summary; then, as asked: precise BN (over ``bn_loader``), validation (+ best
+        model), checkpoint."""
         meter.log_epoch(bad_videos=_bad_video_count(train_set, self.cfg))
+        aggregate_sub_bn_stats(unwrap(model))  # every rank, before the statistics are used
         sync_bn_buffers(unwrap(model))
         precise_cfg = self.cfg.get("PRECISEBN") or {}
         if precise_bn and precise_cfg:
-            do_preciseBN(unwrap(model), train_loader, get_world_size() > 1,
+            do_preciseBN(unwrap(model), bn_loader, get_world_size() > 1,
                          precise_cfg.get("num_iters_preciseBN", 200))
         if evaluate and self.valid_loader is not None:
             self.validate(model, done)
@@ -277,6 +280,7 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
         run.resume(model, optimizer, start_epoch)
     epochs = cfg.get("epochs", 1)
     meter = TrainMeter(epochs, world_size, run.writer)
+    meter.global_step = start_epoch * iters  # curves continue where the resumed run left off
     precise_interval = (cfg.get("PRECISEBN") or {}).get("preciseBN_interval", 1)
     for epoch in range(start_epoch, epochs):
         # per-epoch seeds make a resumed run draw exactly what the uninterrupted run drew
@@ -293,10 +297,19 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
 
 
 def _bad_video_count(dataset, cfg: Dict[str, Any]) -> int:
-    """Bad videos met this epoch; stops training when too large a fraction failed."""
+    """Videos that failed to decode, over all processes; stops training, listing them, when
+    more than ``bad_video_max_fraction`` of the data set failed."""
     if not hasattr(dataset, "bad_videos"):
         return 0
-    from ..loader import check_bad_video_fraction
+    from ..loader.dataset.bad_videos import BadVideoError, format_bad_videos
 
-    check_bad_video_fraction(dataset, cfg.get("bad_video_max_fraction", 0.05))
-    return len(dataset.bad_videos())
+    bad = dataset.bad_videos()
+    count = int(all_reduce_sum(np.array([len(bad)], dtype=np.int64))[0])
+    total = max(int(getattr(dataset, "num_videos", len(dataset))), 1)
+    max_fraction = float(cfg.get("bad_video_max_fraction", 0.05))
+    if count / total > max_fraction:
+        raise BadVideoError(
+            f"{count} of {total} videos ({count / total:.1%}) could not be decoded, more than "
+            f"bad_video_max_fraction={max_fraction:.1%}; fix or remove them (tools/check_videos.py "
+            f"writes a cleaned list). Seen by this process:\n{format_bad_videos(bad)}")
+    return count

@@ -27,6 +27,7 @@ from ..utils.multigrid import (
     ShortCycleBatchSampler,
     build_multigrid_schedule,
 )
+from .amp import AmpContext
 from .checkpointing import (
     load_optimizer_state,
     optimizer_state_by_structured_name,
@@ -87,7 +88,8 @@ class Phase:
     """Model, optimizer, schedule and loader of one long-cycle shape."""
 
     def __init__(self, cfg: Dict[str, Any], schedule: MultigridSchedule, epoch: int,
-                 max_iters: Optional[int], previous: Optional[Phase] = None) -> None:
+                 max_iters: Optional[int], amp: AmpContext,
+                 previous: Optional[Phase] = None) -> None:
         self.shape = schedule.shape_at(epoch)
         self.index = self.shape.phase_index
         self.cfg = phase_config(cfg, schedule, self.shape)
@@ -104,8 +106,21 @@ class Phase:
             load_weights(model, unwrap(previous.model).state_dict())
             load_optimizer_state(optimizer, model, optimizer_state_by_structured_name(
                 previous.optimizer, unwrap(previous.model)))
+        model, optimizer = amp.decorate(model, optimizer)
         self.model = paddle.DataParallel(model) if get_world_size() > 1 else model
         self.optimizer = optimizer
+        self._bn_loader = None
+
+    def precise_bn_loader(self, cfg: Dict[str, Any]):
+        """Batches of the long-cycle shape only: precise BN measures the statistics of the
+        shape the phase validates with, not of the short-cycle crops."""
+        if self._bn_loader is None:
+            sampler = DistributedBatchSampler(self.train_set, batch_size=self.shape.batch_size,
+                                              shuffle=True, drop_last=True)
+            self._bn_loader = build_dataloader(self.train_set, self.shape.batch_size,
+                                               cfg["DATASET"].get("num_workers", 0),
+                                               batch_sampler=sampler, seed=cfg["seed"])
+        return self._bn_loader
 
     def _batch_sampler(self, schedule: MultigridSchedule, seed: int):
         if schedule.settings.short_cycle:
@@ -128,16 +143,17 @@ def _rewrite_schedule(cfg: Dict[str, Any], schedule: MultigridSchedule) -> None:
 
 def train_model_multigrid(cfg: Dict[str, Any], weights: Optional[str] = None,
                           parallel: bool = True, validate: bool = True,
-                          seed: Optional[int] = None,
-                          max_iters: Optional[int] = None) -> Dict[str, Any]:
+                          seed: Optional[int] = None, max_iters: Optional[int] = None,
+                          use_amp: bool = False,
+                          amp_level: Optional[str] = None) -> Dict[str, Any]:
     """Train with the schedule of ``cfg.MULTIGRID``; returns what :func:`train_model` does."""
     schedule = build_multigrid_schedule(cfg)
     _rewrite_schedule(cfg, schedule)
-    run = start_run(cfg, parallel, validate, seed)
+    run = start_run(cfg, parallel, validate, seed, use_amp, amp_level)
     logger.info("\n%s", schedule.table())
     start_epoch = resolve_resume_epoch(cfg.get("resume_epoch", 0), cfg.get("resume"),
                                        run.out_dir, run.model_name)
-    phase = Phase(cfg, schedule, start_epoch, max_iters)
+    phase = Phase(cfg, schedule, start_epoch, max_iters, run.amp)
     if weights and not start_epoch:
         load_weights(unwrap(phase.model), weights, skip_head=bool(cfg.get("skip_head", False)))
     if start_epoch:
@@ -145,7 +161,7 @@ def train_model_multigrid(cfg: Dict[str, Any], weights: Optional[str] = None,
     meter = TrainMeter(schedule.total_epochs, get_world_size(), run.writer)
     for epoch in range(start_epoch, schedule.total_epochs):
         if epoch != start_epoch and schedule.shape_changes(epoch):
-            phase = Phase(cfg, schedule, epoch, max_iters, previous=phase)
+            phase = Phase(cfg, schedule, epoch, max_iters, run.amp, previous=phase)
             logger.info("Multigrid phase %d from epoch %d: T %d, crop %d, batch %s per "
                         "process, sub-BN splits %d", phase.index + 1, epoch + 1,
                         phase.shape.num_frames, phase.shape.crop_size,
@@ -164,7 +180,8 @@ def _train_one_epoch(run: TrainRun, phase: Phase, schedule: MultigridSchedule, e
                 phase.cfg, meter, 1, run.last_checkpoint, max_iters)
     done = epoch + 1
     evaluate = schedule.is_eval_epoch(epoch)
-    run.end_epoch(phase.model, phase.optimizer, phase.loader, phase.train_set, meter, done,
+    run.end_epoch(phase.model, phase.optimizer, phase.precise_bn_loader(cfg) if evaluate
+                  else None, phase.train_set, meter, done,
                   precise_bn=evaluate, evaluate=evaluate,
                   checkpoint=done % cfg.get("save_interval", 1) == 0
                   or done == schedule.total_epochs)
