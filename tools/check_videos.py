@@ -23,6 +23,7 @@ from tqdm import tqdm  # noqa: E402
 
 from paddlevideo.loader.dataset.list_file import ListFileError, read_video_list  # noqa: E402
 from paddlevideo.loader.pipelines.decode import VideoDecodeError, VideoSource  # noqa: E402
+from paddlevideo.utils.fileio import write_text_atomic  # noqa: E402
 
 
 def check_video(path: str, min_frames: int = 1, backend: str = "decord") -> Optional[str]:
@@ -92,8 +93,7 @@ def main(argv=None) -> int:
         with open(args.list, encoding="utf-8") as src:
             kept = [line.rstrip("\n") for n, line in enumerate(src, start=1)
                     if line.strip() and n not in bad_lines]
-        with open(args.out, "w", encoding="utf-8") as dst:
-            dst.write("".join(line + "\n" for line in kept))
+        write_text_atomic(args.out, "".join(line + "\n" for line in kept))
         print(f"wrote {len(kept)} good videos to {args.out}")
     return 1 if bad else 0
 

@@ -100,6 +100,7 @@ def main(argv=None) -> int:
     from paddlevideo.inference.engines import EngineError
     from paddlevideo.inference.labels import LabelMapError
     from paddlevideo.utils import ConfigError, get_config
+    from paddlevideo.utils.fileio import write_text_atomic
 
     if not os.path.exists(args.input_file):
         print(f"Error: input not found: {args.input_file}", file=sys.stderr)
@@ -134,8 +135,8 @@ def main(argv=None) -> int:
         print(f"Error: {err}", file=sys.stderr)
         return 1
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            json.dump({"results": records, "failed": failures}, f, indent=2)
+        write_text_atomic(args.output,
+                          json.dumps({"results": records, "failed": failures}, indent=2))
     if failures:
         print(f"{len(failures)} of {len(paths)} videos failed: "
               + ", ".join(item["file"] for item in failures), file=sys.stderr)

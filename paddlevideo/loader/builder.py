@@ -72,7 +72,9 @@ class VideoDataLoader:
     def set_epoch(self, epoch: int) -> None:
         self._seeder.epoch = int(epoch)
         if hasattr(self.batch_sampler, "set_epoch"):
-            self.batch_sampler.set_epoch(int(epoch))
+            # the batch samplers shuffle with a generator seeded by their epoch alone; offsetting
+            # it by the seed makes --seed change the data order too
+            self.batch_sampler.set_epoch((self._seeder.seed * 1000 + int(epoch)) % 2**31)
 
     def __len__(self) -> int:
         return len(self._loader)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ..utils.dist import all_reduce_max, all_reduce_sum
+from ..utils.fileio import write_text_atomic
 from ..utils.logger import get_logger
 from .registry import METRIC
 
@@ -110,16 +111,15 @@ class MultiCropMetric:
         k = min(top_k, self.num_classes)
         mean_scores = self.scores / np.maximum(self.view_counts, 1)[:, None]
         order = np.argsort(-mean_scores, axis=1, kind="stable")[:, :k]
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["video", "label"] + [f"top{i + 1}_id" for i in range(k)]
-                            + [f"top{i + 1}_score" for i in range(k)])
-            for video in range(self.num_videos):
-                if self.view_counts[video] == 0:
-                    continue
-                name = video_names[video] if video_names else str(video)
-                ids = order[video].tolist()
-                scores = [f"{mean_scores[video, i]:.6f}" for i in ids]
-                writer.writerow([name, int(self.labels[video])] + ids + scores)
-        os.replace(tmp, path)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["video", "label"] + [f"top{i + 1}_id" for i in range(k)]
+                        + [f"top{i + 1}_score" for i in range(k)])
+        for video in range(self.num_videos):
+            if self.view_counts[video] == 0:
+                continue
+            name = video_names[video] if video_names else str(video)
+            ids = order[video].tolist()
+            scores = [f"{mean_scores[video, i]:.6f}" for i in ids]
+            writer.writerow([name, int(self.labels[video])] + ids + scores)
+        write_text_atomic(path, buffer.getvalue())

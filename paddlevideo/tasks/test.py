@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from typing import Any, Dict, Optional
 
@@ -11,6 +12,7 @@ from ..metrics import build_metric
 from ..modeling import build_model
 from ..utils.checkpoint import CheckpointError, load_weights
 from ..utils.dist import get_rank, init_distributed
+from ..utils.fileio import write_text_atomic
 from ..utils.logger import get_logger, setup_logger
 from .progress import progress
 from .train import build_eval_loader, output_dir_of
@@ -30,13 +32,12 @@ def _metric_config(cfg: Dict[str, Any], dataset) -> Dict[str, Any]:
 
 
 def _write_per_class(path: str, accuracy: Dict[int, float], names: Dict[int, str]) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["class_id", "class_name", "top1"])
-        for class_id in sorted(accuracy):
-            writer.writerow([class_id, names.get(class_id, ""), f"{accuracy[class_id]:.4f}"])
-    os.replace(tmp, path)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["class_id", "class_name", "top1"])
+    for class_id in sorted(accuracy):
+        writer.writerow([class_id, names.get(class_id, ""), f"{accuracy[class_id]:.4f}"])
+    write_text_atomic(path, buffer.getvalue())
 
 
 def read_label_names(path: Optional[str]) -> Dict[int, str]:

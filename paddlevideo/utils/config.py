@@ -10,6 +10,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import yaml
 
+from .fileio import write_text_atomic
+
 __all__ = ["AttrDict", "ConfigError", "get_config", "override_config", "dump_config",
            "OPTIONAL_KEYS"]
 
@@ -276,9 +278,5 @@ def dump_config(cfg: Dict[str, Any], path: Optional[str] = None) -> str:
     """The config as YAML text; also written (atomically) to ``path`` when given."""
     text = yaml.safe_dump(to_plain(cfg), sort_keys=False, allow_unicode=True)
     if path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
     return text

@@ -129,3 +129,20 @@ def test_shared_kinetics_videos_load_with_workers(shared_videos, tmp_path):
         assert slow.shape == (2, 3, 2, 112, 112) and fast.shape == (2, 3, 8, 112, 112)
         assert np.isfinite(fast).all() and fast.std() > 0.1  # real picture content
     assert sorted(np.concatenate([b[2] for b in batches]).ravel().tolist()) == [0, 1, 2, 3]
+
+
+def test_the_seed_changes_the_shuffle_and_the_epoch_too():
+    from paddlevideo.loader import build_dataloader
+
+    data = list(range(40))
+
+    def order(seed, epoch):
+        loader = build_dataloader(data, batch_size=4, num_workers=0, seed=seed,
+                                  shuffle=True, drop_last=True)
+        loader.set_epoch(epoch)
+        return [i for batch in loader.batch_sampler for i in batch]
+
+    assert order(1, 0) == order(1, 0)
+    assert order(1, 0) != order(2, 0)
+    assert order(1, 0) != order(1, 1)
+    assert sorted(order(3, 5)) == data

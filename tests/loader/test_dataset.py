@@ -184,3 +184,22 @@ def test_bad_fraction_check(tmp_path, test_videos, bad_videos):
     check_bad_video_fraction(ds, max_fraction=0.25)  # 1 of 4 is not more than 25%
     with pytest.raises(BadVideoError, match=r"(?s)1 of 4 videos .*missing.mp4: file not found"):
         check_bad_video_fraction(ds, max_fraction=0.2)
+
+
+def test_test_mode_decoder_sees_a_rewritten_file(tmp_path):
+    """A long-lived test-mode sampler (as in a predictor) must not serve frames of the file
+    that used to be at the same path."""
+    import os
+
+    from paddlevideo.loader.pipelines.decode import DecodeSampler
+    from tests.conftest import write_video
+
+    path = tmp_path / "upload.mp4"
+    write_video(path, np.full((20, 32, 32, 3), 10, np.uint8))
+    sampler = DecodeSampler(num_frames=4, sampling_rate=1, test_mode=True)
+    sample = {"filename": str(path), "temporal_sample_index": 0, "temporal_num_clips": 1}
+    first = sampler(dict(sample))["imgs"].mean()
+    write_video(path, np.full((20, 32, 32, 3), 200, np.uint8))
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    second = sampler(dict(sample))["imgs"].mean()
+    assert abs(first - 10) < 5 and abs(second - 200) < 5

@@ -40,6 +40,7 @@ class VideoSource:
             backend = "pyav"
         self.path, self.backend = path, backend
         _check_file(path)
+        self.signature = file_signature(path)
         try:
             if backend == "decord":
                 import decord
@@ -125,6 +126,15 @@ class VideoSource:
         return np.stack(out)
 
 
+def file_signature(path: str) -> Optional[Tuple[int, int]]:
+    """(modification time in ns, size) of a file, or None when it cannot be read."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 def _check_file(path: str) -> None:
     if not os.path.exists(path):
         raise VideoDecodeError(path, "file not found")
@@ -178,8 +188,11 @@ class DecodeSampler:
         return self.sampling_rate
 
     def _open(self, path: str) -> VideoSource:
-        if self._last_source is not None and self._last_source.path == path:
-            return self._last_source
+        last = self._last_source
+        if last is not None and last.path == path and last.signature == file_signature(path):
+            return last
+        # another video, or the same path rewritten: nothing cached may be reused
+        self._clip_cache, self._clip_bytes = {}, {}
         source = VideoSource(path, self.backend, self.num_threads)
         # Test views of one video come one after another: keep its reader open for the next.
         self._last_source = source if self.test_mode else None
