@@ -1,6 +1,6 @@
 """Write the synthetic motion dataset used by configs/recognition/slowfast/slowfast_demo.yaml.
 
-    python tools/make_demo_data.py data/demo [--classes 8 --train_per_class 24 --val_per_class 8]
+    python tools/make_demo_data.py data/demo [--classes 8 --train_per_class 64 --val_per_class 8]
 
 Creates OUT_DIR/videos/*.mp4 (H.264), OUT_DIR/train.list and OUT_DIR/val.list (absolute paths,
 "path label" per line) and OUT_DIR/label_list.txt ("id name" per line, Kinetics format).
@@ -23,12 +23,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("out_dir", help="output folder (created if missing)")
     parser.add_argument("--classes", type=int, default=8,
                         help=f"number of motion classes, at most {len(MOTION_CLASSES)}")
-    parser.add_argument("--train_per_class", type=int, default=24)
+    parser.add_argument("--train_per_class", type=int, default=64)
     parser.add_argument("--val_per_class", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--width", type=int, default=96)
     parser.add_argument("--height", type=int, default=96)
-    parser.add_argument("--frames", type=int, default=48, help="frames per video")
+    parser.add_argument("--frames", type=int, default=32, help="frames per video")
     parser.add_argument("--fps", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2, help="encoding processes")
     return parser.parse_args(argv)

@@ -20,7 +20,10 @@ CONFIG = "configs/recognition/slowfast/slowfast_demo.yaml"
 def run(cmd: list, title: str) -> None:
     print(f"\n==> {title}\n$ {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
     start = time.time()
-    result = subprocess.run(cmd, cwd=ROOT)
+    # Paddle computes on one CPU thread unless told otherwise; the demo uses every core
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    result = subprocess.run(cmd, cwd=ROOT, env=env)
     if result.returncode != 0:
         sys.exit(f"demo step failed ({title}), exit code {result.returncode}")
     print(f"    ({title}: {time.time() - start:.0f} s)", flush=True)
@@ -33,6 +36,10 @@ def main() -> int:
     parser.add_argument("--output_dir", default="output/SlowFastDemo")
     parser.add_argument("--export_dir", default="inference/SlowFastDemo")
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    parser.add_argument("--train_per_class", type=int, default=None,
+                        help="training videos per class (default: make_demo_data.py's)")
+    parser.add_argument("--val_per_class", type=int, default=None,
+                        help="validation videos per class (default: make_demo_data.py's)")
     args = parser.parse_args()
     py = sys.executable
     start = time.time()
@@ -46,7 +53,9 @@ def main() -> int:
         overrides += ["-o", f"epochs={args.epochs}",
                       "-o", f"OPTIMIZER.learning_rate.max_epoch={args.epochs}"]
     if not os.path.isfile(os.path.join(ROOT, data_dir, "val.list")):
-        run([py, "tools/make_demo_data.py", data_dir], "generate the demo dataset")
+        sizes = [arg for name in ("train_per_class", "val_per_class")
+                 if getattr(args, name) for arg in (f"--{name}", str(getattr(args, name)))]
+        run([py, "tools/make_demo_data.py", data_dir, *sizes], "generate the demo dataset")
     else:
         print(f"==> demo dataset already in {data_dir} (delete it to regenerate)")
     run([py, "main.py", "-c", CONFIG, "--validate", *overrides], "train with validation")

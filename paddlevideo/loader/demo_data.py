@@ -139,9 +139,9 @@ def _write_one(job: Tuple[str, int, int, int, int, int, int, int, float]) -> Non
     encode_h264(path, render_video(params, rng, width, height, num_frames), fps)
 
 
-def make_demo_dataset(out_dir: str, classes: int = 8, train_per_class: int = 24,
-                      val_per_class: int = 8, seed: int = 0, width: int = 128, height: int = 96,
-                      frames: int = 48, fps: float = 30, workers: int = 2) -> Dict[str, str]:
+def make_demo_dataset(out_dir: str, classes: int = 8, train_per_class: int = 64,
+                      val_per_class: int = 8, seed: int = 0, width: int = 96, height: int = 96,
+                      frames: int = 32, fps: float = 30, workers: int = 2) -> Dict[str, str]:
     """Write ``videos/*.mp4``, ``train.list``, ``val.list`` (absolute paths, ``path label``) and
     ``label_list.txt`` (``id name``) under ``out_dir``; returns those paths by name.
 

@@ -31,7 +31,7 @@ def test_files_and_lists(demo):
     path = train[0].rsplit(" ", 1)[0]
     reader = decord.VideoReader(path)
     assert len(reader) == 24 and reader.get_avg_fps() == pytest.approx(30)
-    assert reader[0].shape == (96, 128, 3)
+    assert reader[0].shape == (96, 96, 3)
 
 
 def test_same_seed_same_frames_other_seed_differs(demo, tmp_path):
