@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
+
+from .export import INPUT_NAMES
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -79,7 +81,7 @@ class PaddleEngine:
             self.predictor = create_predictor(config)
         except Exception as err:  # Paddle raises several error types for a bad model
             raise EngineError(f"Paddle Inference cannot load {model_file}: {err}") from err
-        self.input_names = self.predictor.get_input_names()
+        self.input_names = slow_fast_order(self.predictor.get_input_names())
         self.output_name = self.predictor.get_output_names()[0]
 
     @staticmethod
@@ -146,11 +148,19 @@ class OnnxEngine:
                                                 providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types
             raise EngineError(f"ONNX Runtime cannot load {model_file}: {err}") from err
-        self.input_names = [item.name for item in self.session.get_inputs()]
+        self.input_names = slow_fast_order([item.name for item in self.session.get_inputs()])
 
     def run(self, slow: np.ndarray, fast: np.ndarray) -> np.ndarray:
         feeds = dict(zip(self.input_names, (slow, fast)))
         return self.session.run(None, feeds)[0]
+
+
+def slow_fast_order(names: Sequence[str]) -> List[str]:
+    """The model's input names as ``[slow, fast]``: by name when the model uses this project's
+    names (``slow_input``, ``fast_input``), else in the model's own order."""
+    if set(INPUT_NAMES) <= set(names):
+        return list(INPUT_NAMES)
+    return list(names)
 
 
 def create_engine(model_file: str, params_file: Optional[str] = None,
