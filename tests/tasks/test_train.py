@@ -82,3 +82,28 @@ def test_label_outside_the_model_classes_is_named_before_training(tiny_dataset, 
         _train(tiny_dataset, tmp_path / "out", extra=[f"DATASET.train.file_path={bad_list}"])
     assert not (tmp_path / "out" / "SlowFastDemo_epoch_00001.pdparams").exists()
     assert "num_classes" in str(info.value) or "[0, 2)" in str(info.value)
+
+
+def test_gradient_accumulation_steps():
+    from paddlevideo.tasks.train import gradient_accumulation_steps
+    from paddlevideo.utils.config import ConfigError
+
+    assert gradient_accumulation_steps({}, batch_size=8, world_size=2) == 1
+    cfg = {"GRADIENT_ACCUMULATION": {"global_batch_size": 64}}
+    assert gradient_accumulation_steps(cfg, batch_size=8, world_size=2) == 4
+    with pytest.raises(ConfigError, match="multiple of batch_size"):
+        gradient_accumulation_steps({"GRADIENT_ACCUMULATION": {"global_batch_size": 20}}, 8, 1)
+
+
+def test_accumulated_steps_update_the_weights_every_second_iteration(tiny_dataset, tmp_path,
+                                                                    monkeypatch):
+    import paddle
+
+    calls = []
+    original = paddle.optimizer.AdamW.step
+    monkeypatch.setattr(paddle.optimizer.AdamW, "step",
+                        lambda self: calls.append(1) or original(self))
+    # batch 2, global batch 4: iterations 1+2 make one update, 3+4 the next
+    _train(tiny_dataset, tmp_path, epochs=1, max_iters=4,
+           extra=["GRADIENT_ACCUMULATION.global_batch_size=4"])
+    assert len(calls) == 2
