@@ -84,7 +84,8 @@ class VideoDataLoader:
             self._seeder(0)
             iterator = self._iter_in_process()
         else:
-            iterator = iter(self._loader)
+            # created here, not lazily, so the workers start with this epoch's seeds
+            iterator = _name_worker_failures(iter(self._loader))
         # The next pass is the next epoch unless set_epoch says otherwise (the batch sampler
         # advances its own epoch the same way).
         self._seeder.epoch += 1
@@ -97,6 +98,19 @@ class VideoDataLoader:
         for indices in self.batch_sampler:
             samples = [self.dataset[i] for i in indices]
             yield [paddle.to_tensor(np.stack(field)) for field in zip(*samples)]
+
+
+def _name_worker_failures(iterator: Iterator[List[paddle.Tensor]]
+                          ) -> Iterator[List[paddle.Tensor]]:
+    """Paddle reports a worker's exception as a generic "Blocking queue is killed" error after
+    the worker has printed the real one; say where to look."""
+    try:
+        yield from iterator
+    except SystemError as err:
+        if "Blocking queue is killed" not in str(err):
+            raise
+        raise RuntimeError("a data loader worker failed; its error (for example a BadVideoError "
+                           "naming the videos) is printed above") from err
 
 
 def build_dataloader(dataset: Any, batch_size: int, num_workers: int, places: Any = None,

@@ -146,3 +146,18 @@ def test_the_seed_changes_the_shuffle_and_the_epoch_too():
     assert order(1, 0) != order(2, 0)
     assert order(1, 0) != order(1, 1)
     assert sorted(order(3, 5)) == data
+
+
+def test_a_failing_worker_is_reported_as_such(tmp_path):
+    from paddlevideo.loader import build_dataloader, build_dataset
+    from paddlevideo.utils import get_config
+    from tests.conftest import REPO_ROOT
+
+    bad_list = tmp_path / "bad.list"
+    bad_list.write_text("/nonexistent/a.mp4 0\n/nonexistent/b.mp4 1\n")
+    cfg = get_config(str(REPO_ROOT / "configs/recognition/slowfast/slowfast_demo.yaml"),
+                     [f"DATASET.train.file_path={bad_list}"])
+    dataset = build_dataset((cfg.DATASET.train, cfg.PIPELINE.train))
+    loader = build_dataloader(dataset, batch_size=2, num_workers=1)
+    with pytest.raises(RuntimeError, match="data loader worker failed"):
+        next(iter(loader))
