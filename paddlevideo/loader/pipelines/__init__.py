@@ -1,6 +1,14 @@
 """Per-sample pipeline steps (registered in ``PIPELINES``) and their array functions."""
-from .augmentations import (Image2Array, JitterScale, MultiCrop, Normalization, NormalizeAndPack,
-                            PackOutput, RandomFlip, ScaleAndCrop)
+from .augmentations import (
+                            Image2Array,
+                            JitterScale,
+                            MultiCrop,
+                            Normalization,
+                            NormalizeAndPack,
+                            PackOutput,
+                            RandomFlip,
+                            ScaleAndCrop,
+)
 from .compose import Compose, fuse_steps
 from .decode import DecodeSampler, VideoDecodeError, VideoSource
 from .random_state import pipeline_rng, seed_pipeline_rng
