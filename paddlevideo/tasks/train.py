@@ -301,15 +301,8 @@ def _bad_video_count(dataset, cfg: Dict[str, Any]) -> int:
     more than ``bad_video_max_fraction`` of the data set failed."""
     if not hasattr(dataset, "bad_videos"):
         return 0
-    from ..loader.dataset.bad_videos import BadVideoError, format_bad_videos
+    from ..loader import check_bad_video_fraction
 
-    bad = dataset.bad_videos()
-    count = int(all_reduce_sum(np.array([len(bad)], dtype=np.int64))[0])
-    total = max(int(getattr(dataset, "num_videos", len(dataset))), 1)
-    max_fraction = float(cfg.get("bad_video_max_fraction", 0.05))
-    if count / total > max_fraction:
-        raise BadVideoError(
-            f"{count} of {total} videos ({count / total:.1%}) could not be decoded, more than "
-            f"bad_video_max_fraction={max_fraction:.1%}; fix or remove them (tools/check_videos.py "
-            f"writes a cleaned list). Seen by this process:\n{format_bad_videos(bad)}")
-    return count
+    count = int(all_reduce_sum(np.array([len(dataset.bad_videos())], dtype=np.int64))[0])
+    return check_bad_video_fraction(dataset, float(cfg.get("bad_video_max_fraction", 0.05)),
+                                    count)

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import weakref
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 logger = logging.getLogger("paddlevideo")
 
@@ -82,13 +82,20 @@ def format_bad_videos(bad: Dict[str, str], limit: int = 50) -> str:
     return "\n".join(lines)
 
 
-def check_bad_video_fraction(dataset: Any, max_fraction: float) -> None:
+def check_bad_video_fraction(dataset: Any, max_fraction: float,
+                             count: Optional[int] = None) -> int:
     """Raise :class:`BadVideoError` listing the bad files when more than ``max_fraction`` of
-    ``dataset.num_videos`` failed to decode (call it at the end of an epoch)."""
+    ``dataset.num_videos`` failed to decode (call it at the end of an epoch); return the count.
+
+    ``count`` is the number of bad videos over all processes when several read shards of the
+    data set (default: those this process met); the list shows this process's files.
+    """
     bad = dataset.bad_videos()
+    count = len(bad) if count is None else count
     total = max(int(getattr(dataset, "num_videos", len(dataset))), 1)
-    if bad and len(bad) / total > max_fraction:
+    if count and count / total > max_fraction:
         raise BadVideoError(
-            f"{len(bad)} of {total} videos ({len(bad) / total:.1%}) could not be decoded, more "
+            f"{count} of {total} videos ({count / total:.1%}) could not be decoded, more "
             f"than the allowed {max_fraction:.1%}; fix or remove them (tools/check_videos.py "
             f"writes a cleaned list):\n{format_bad_videos(bad)}")
+    return count
