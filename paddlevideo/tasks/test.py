@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional
 
 import paddle
 
+from ..inference.labels import LabelMapError, read_label_map
 from ..metrics import build_metric
 from ..modeling import build_model
 from ..utils.checkpoint import CheckpointError, load_weights
@@ -41,16 +42,15 @@ def _write_per_class(path: str, accuracy: Dict[int, float], names: Dict[int, str
 
 
 def read_label_names(path: Optional[str]) -> Dict[int, str]:
-    """``id name`` per line → {id: name}; an empty dict when there is no such file."""
-    names: Dict[int, str] = {}
+    """{class id: name} from a label map; empty when there is none. A malformed map is reported
+    and left out rather than losing the test results it would only decorate."""
     if not path or not os.path.isfile(path):
-        return names
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.strip().split(maxsplit=1)
-            if len(parts) == 2 and parts[0].isdigit():
-                names[int(parts[0])] = parts[1]
-    return names
+        return {}
+    try:
+        return dict(enumerate(read_label_map(path)))
+    except LabelMapError as err:
+        logger.warning("class names left out of the per-class file: %s", err)
+        return {}
 
 
 @paddle.no_grad()
