@@ -59,7 +59,9 @@ def test_training_start_is_seeded(test_videos):
         expected.tolist()
 
 
-def test_test_mode_decodes_each_temporal_clip_once(test_videos, monkeypatch):
+@pytest.fixture
+def decode_calls(monkeypatch):
+    """The frame indices of every ``VideoSource.get_frames`` call (one call = one decode pass)."""
     calls = []
     original = VideoSource.get_frames
 
@@ -68,6 +70,11 @@ def test_test_mode_decodes_each_temporal_clip_once(test_videos, monkeypatch):
         return original(self, indices)
 
     monkeypatch.setattr(VideoSource, "get_frames", counting)
+    return calls
+
+
+def test_test_mode_decodes_each_temporal_clip_once(test_videos, decode_calls):
+    calls = decode_calls
     sampler = DecodeSampler(num_frames=8, sampling_rate=2, test_mode=True)
     for clip in range(2):
         for _crop in range(3):
@@ -176,15 +183,8 @@ def test_short_cycle_changes_sizes(test_videos, cycle, crop, min_scale):
     assert min(low) >= min_scale and min(low) <= min_scale + 3
 
 
-def test_test_clips_share_decoding_passes_and_keep_their_frames(test_videos, monkeypatch):
-    calls = []
-    original = VideoSource.get_frames
-
-    def counting(self, indices):
-        calls.append(len(indices))
-        return original(self, indices)
-
-    monkeypatch.setattr(VideoSource, "get_frames", counting)
+def test_test_clips_share_decoding_passes_and_keep_their_frames(test_videos, decode_calls):
+    calls = decode_calls
     sampler = DecodeSampler(num_frames=8, sampling_rate=2, test_mode=True)
     for clip in range(5):
         for _crop in range(3):
