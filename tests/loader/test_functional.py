@@ -67,6 +67,10 @@ def test_random_crop_box_covers_both_ends():
 def test_slow_pathway_indices(alpha, expected):
     got = F.slow_pathway_indices(32, alpha)
     assert got.dtype == np.int64 and got.tolist() == expected
+    fast = np.arange(32, dtype=np.float32).reshape(1, 32, 1, 1) * np.ones((3, 1, 2, 2))
+    slow = F.slow_pathway(fast, alpha)
+    assert slow.shape == (3, 32 // alpha, 2, 2) and slow.flags.c_contiguous
+    assert slow[2, :, 1, 0].tolist() == expected
 
 
 def test_normalize_values():
@@ -102,6 +106,28 @@ def test_resized_crop_matches_resize_then_crop():
     got = F.resized_crop(frames, scaled, box)
     assert got.shape == (2, 64, 64, 3)
     assert np.abs(got.astype(int) - reference.astype(int)).mean() < 1.5
+
+
+@pytest.mark.parametrize("scaled,box,flip", [((120, 160), (20, 37, 64, 64), True),
+                                              ((120, 160), (0, 96, 64, 64), False),
+                                              ((96, 128), (10, 5, 80, 80), True)])
+def test_crop_flip_normalize_equals_the_three_functions(scaled, box, flip):
+    frames = np.random.default_rng(1).integers(0, 256, (5, 96, 128, 3), dtype=np.uint8)
+    frames.setflags(write=False)  # decoded clips arrive read-only
+    mean, std = [0.43, 0.45, 0.47], [0.22, 0.225, 0.23]
+    crop = F.resized_crop(frames, scaled, box)
+    expected = F.normalize_to_channels_first(F.horizontal_flip(crop) if flip else crop, mean, std)
+    got = F.crop_flip_normalize(frames, scaled, box, flip, mean, std)
+    assert got.shape == (3, 5, box[2], box[3]) and got.dtype == np.float32
+    assert got.flags.c_contiguous
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_normalization_tables_are_cached_and_read_only():
+    tables = F._normalization_tables((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 3)
+    assert tables is F._normalization_tables((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 3)
+    assert tables[0].shape == (256, 1) and not tables[0].flags.writeable
+    assert tables[1][255, 0] == pytest.approx((1.0 - 0.5) / 0.25)
 
 
 def test_horizontal_flip():

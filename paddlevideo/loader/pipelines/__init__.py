@@ -1,5 +1,6 @@
 """Per-sample pipeline steps (registered in ``PIPELINES``) and their array functions."""
 from .augmentations import (
+                            CropToPathways,
                             Image2Array,
                             JitterScale,
                             MultiCrop,
@@ -16,5 +17,5 @@ from .random_state import pipeline_rng, seed_pipeline_rng
 __all__ = [
     "Compose", "fuse_steps", "DecodeSampler", "VideoDecodeError", "VideoSource", "JitterScale",
     "MultiCrop", "RandomFlip", "Image2Array", "Normalization", "PackOutput", "ScaleAndCrop",
-    "NormalizeAndPack", "pipeline_rng", "seed_pipeline_rng",
+    "NormalizeAndPack", "CropToPathways", "pipeline_rng", "seed_pipeline_rng",
 ]

@@ -126,11 +126,15 @@ class RandomFlip:
     def __init__(self, p: float = 0.5) -> None:
         self.p = p
 
-    def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
+    def draw(self, results: Dict[str, Any]) -> bool:
+        """Draw whether this clip is mirrored and record it in ``results["flipped"]``."""
         flip = bool(pipeline_rng().uniform(0.0, 1.0) < self.p)
-        if flip:
-            results["imgs"] = F.horizontal_flip(results["imgs"])
         results["flipped"] = flip
+        return flip
+
+    def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
+        if self.draw(results):
+            results["imgs"] = F.horizontal_flip(results["imgs"])
         return results
 
 
@@ -187,7 +191,7 @@ class PackOutput:
 
     def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
         fast = np.ascontiguousarray(np.asarray(results["imgs"]).transpose(3, 0, 1, 2))
-        slow = fast[:, F.slow_pathway_indices(fast.shape[1], self.alpha)]
+        slow = F.slow_pathway(fast, self.alpha)
         results["imgs"] = [slow, fast]
         return results
 
@@ -209,6 +213,34 @@ class NormalizeAndPack:
             fast = np.ascontiguousarray(fast.transpose(3, 0, 1, 2))
         else:
             fast = F.normalize_to_channels_first(frames, self.mean, self.std)
-        slow = fast[:, F.slow_pathway_indices(fast.shape[1], self.alpha)]
+        slow = F.slow_pathway(fast, self.alpha)
+        results["imgs"] = [slow, fast]
+        return results
+
+
+class CropToPathways:
+    """``ScaleAndCrop`` → ``RandomFlip`` (optional) → ``NormalizeAndPack`` frame by frame (built
+    by :func:`.compose.fuse_steps`): the same random draws, boxes and values, without a
+    full-size intermediate copy of the clip between the steps.
+
+    Reads/Writes: as the steps together (``imgs`` becomes ``[slow, fast]``).
+    """
+
+    def __init__(self, scale_crop: ScaleAndCrop, flip: Optional[RandomFlip],
+                 pack: NormalizeAndPack) -> None:
+        self.scale_crop, self.flip, self.pack = scale_crop, flip, pack
+
+    def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
+        frames = results["imgs"]
+        if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4:
+            for step in (self.scale_crop, self.flip, self.pack):
+                if step is not None:
+                    results = step(results)
+            return results
+        scaled_hw = self.scale_crop.scale.draw_size(results, frames.shape[1], frames.shape[2])
+        box = self.scale_crop.crop.draw_box(results, *scaled_hw)
+        flip = self.flip.draw(results) if self.flip is not None else False
+        fast = F.crop_flip_normalize(frames, scaled_hw, box, flip, self.pack.mean, self.pack.std)
+        slow = F.slow_pathway(fast, self.pack.alpha)
         results["imgs"] = [slow, fast]
         return results

@@ -6,12 +6,14 @@ from typing import Any, Callable, Dict, List, Mapping
 from ...utils.registry import build_from_config
 from ..registry import PIPELINES
 from .augmentations import (
+    CropToPathways,
     Image2Array,
     JitterScale,
     MultiCrop,
     Normalization,
     NormalizeAndPack,
     PackOutput,
+    RandomFlip,
     ScaleAndCrop,
 )
 
@@ -41,8 +43,9 @@ def _channel_last_normalization(step: Normalization) -> bool:
 
 
 def fuse_steps(steps: List[Step]) -> List[Step]:
-    """Replace ``JitterScale→MultiCrop`` by :class:`ScaleAndCrop` and ``Image2Array(transpose=
-    False)→Normalization(channel last)→PackOutput`` by :class:`NormalizeAndPack`.
+    """Replace ``JitterScale→MultiCrop`` by :class:`ScaleAndCrop`, ``Image2Array(transpose=
+    False)→Normalization(channel last)→PackOutput`` by :class:`NormalizeAndPack`, and then
+    ``ScaleAndCrop→RandomFlip (optional)→NormalizeAndPack`` by :class:`CropToPathways`.
 
     The fused steps draw the same random numbers and produce the same layout and values (the
     crop is resampled from the source frame rather than from a resized copy).
@@ -62,7 +65,24 @@ def fuse_steps(steps: List[Step]) -> List[Step]:
         else:
             fused.append(step)
             i += 1
-    return fused
+    return _fuse_crop_to_pathways(fused)
+
+
+def _fuse_crop_to_pathways(steps: List[Step]) -> List[Step]:
+    out: List[Step] = []
+    i = 0
+    while i < len(steps):
+        step = steps[i]
+        flip = steps[i + 1] if i + 1 < len(steps) and type(steps[i + 1]) is RandomFlip else None
+        j = i + (2 if flip is not None else 1)
+        if isinstance(step, ScaleAndCrop) and j < len(steps) and \
+                isinstance(steps[j], NormalizeAndPack):
+            out.append(CropToPathways(step, flip, steps[j]))
+            i = j + 1
+        else:
+            out.append(step)
+            i += 1
+    return out
 
 
 class Compose:

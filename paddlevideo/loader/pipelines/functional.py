@@ -6,6 +6,7 @@ tested with exact numbers.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import List, Sequence, Tuple
 
@@ -91,22 +92,30 @@ def crop_clip(frames: np.ndarray, box: Box) -> np.ndarray:
     return frames[:, top:top + height, left:left + width]
 
 
+def _crop_source(frames: np.ndarray, scaled_hw: Tuple[int, int],
+                 box: Box) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """The source region that becomes ``box`` of the frames resized to ``scaled_hw``, and the
+    ``(height, width)`` it must be resampled to (the region itself when no resize is needed)."""
+    src_h, src_w = frames.shape[1:3]
+    top, left, height, width = box
+    if (src_h, src_w) == tuple(scaled_hw):
+        return crop_clip(frames, box), (height, width)
+    scale_y, scale_x = src_h / scaled_hw[0], src_w / scaled_hw[1]
+    y0 = min(int(round(top * scale_y)), src_h - 1)
+    x0 = min(int(round(left * scale_x)), src_w - 1)
+    y1 = max(min(int(round((top + height) * scale_y)), src_h), y0 + 1)
+    x1 = max(min(int(round((left + width) * scale_x)), src_w), x0 + 1)
+    return frames[:, y0:y1, x0:x1], (height, width)
+
+
 def resized_crop(frames: np.ndarray, scaled_hw: Tuple[int, int], box: Box) -> np.ndarray:
     """Same pixels as ``crop_clip(resize_clip(frames, *scaled_hw), box)`` up to interpolation.
 
     The box is given in the resized frame; it is mapped back to source coordinates and only that
     region is resampled, which costs a fraction of resizing whole frames.
     """
-    src_h, src_w = frames.shape[1:3]
-    if (src_h, src_w) == tuple(scaled_hw):
-        return crop_clip(frames, box)
-    scale_y, scale_x = src_h / scaled_hw[0], src_w / scaled_hw[1]
-    top, left, height, width = box
-    y0 = min(int(round(top * scale_y)), src_h - 1)
-    x0 = min(int(round(left * scale_x)), src_w - 1)
-    y1 = max(min(int(round((top + height) * scale_y)), src_h), y0 + 1)
-    x1 = max(min(int(round((left + width) * scale_x)), src_w), x0 + 1)
-    return resize_clip(frames[:, y0:y1, x0:x1], height, width)
+    region, size = _crop_source(frames, scaled_hw, box)
+    return resize_clip(region, *size)
 
 
 def horizontal_flip(frames: np.ndarray) -> np.ndarray:
@@ -139,6 +148,11 @@ def slow_pathway_indices(num_frames: int, alpha: int) -> np.ndarray:
     return np.linspace(0, num_frames - 1, num_frames // alpha).astype(np.int64)
 
 
+def slow_pathway(fast: np.ndarray, alpha: int) -> np.ndarray:
+    """The slow pathway ``[C,T//alpha,H,W]`` of a fast clip ``[C,T,H,W]`` as a contiguous copy."""
+    return np.take(fast, slow_pathway_indices(fast.shape[1], alpha), axis=1)
+
+
 def normalize_to_channels_first(frames: np.ndarray, mean: Sequence[float],
                                 std: Sequence[float]) -> np.ndarray:
     """uint8 ``[T,H,W,C]`` → normalised float32 ``[C,T,H,W]`` in one pass.
@@ -147,23 +161,73 @@ def normalize_to_channels_first(frames: np.ndarray, mean: Sequence[float],
     outcomes, so each channel goes through a 256-entry float table instead of float arithmetic.
     """
     num, height, width, channels = frames.shape
-    table = _normalization_table(mean, std, channels)
     rows = np.ascontiguousarray(frames).reshape(num * height, width, channels)
-    planes = cv2.split(rows) if channels > 1 else [rows[..., 0]]
-    out = np.empty((channels, num, height, width), dtype=np.float32)
-    for c in range(channels):
-        lut = np.ascontiguousarray(table[:, c]).reshape(256, 1)
-        cv2.LUT(planes[c], lut, dst=out[c].reshape(num * height, width))
+    planes = np.empty((channels, num * height, width), dtype=np.uint8)
+    _split_channels(rows, planes)
+    return _lookup_planes(planes, mean, std).reshape(channels, num, height, width)
+
+
+def crop_flip_normalize(frames: np.ndarray, scaled_hw: Tuple[int, int], box: Box, flip: bool,
+                        mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """uint8 ``[T,H,W,C]`` → float32 ``[C,T,h,w]``: ``box`` of the frames resized to
+    ``scaled_hw``, mirrored when ``flip``, normalised.
+
+    Equal to ``normalize_to_channels_first(horizontal_flip?(resized_crop(frames, scaled_hw,
+    box)), mean, std)``, but each frame is resampled, mirrored and split into channel planes
+    while it is still in cache, so no full-size interleaved copy of the clip is made.
+    """
+    region, (height, width) = _crop_source(frames, scaled_hw, box)
+    num, channels = frames.shape[0], frames.shape[3]
+    resize = region.shape[1:3] != (height, width)
+    planes = np.empty((channels, num, height, width), dtype=np.uint8)
+    frame = np.empty((height, width, channels), dtype=np.uint8)
+    for t in range(num):
+        source = region[t]
+        if resize:
+            cv2.resize(source, (width, height), dst=frame, interpolation=cv2.INTER_LINEAR)
+            source = frame
+        if flip:
+            cv2.flip(source, 1, dst=frame)
+            source = frame
+        _split_channels(source, planes[:, t])
+    return _lookup_planes(planes.reshape(channels, num * height, width), mean, std).reshape(
+        channels, num, height, width)
+
+
+def _split_channels(image: np.ndarray, planes: np.ndarray) -> None:
+    """Write channel ``c`` of ``[H,W,C]`` uint8 ``image`` into ``planes[c]`` (``[C,H,W]``)."""
+    if image.shape[2] == 1:
+        planes[0] = image[..., 0]
+    elif image.shape[2] <= 4:  # OpenCV's split takes up to 4 channels per call in place
+        cv2.split(image, list(planes))
+    else:
+        planes[...] = np.moveaxis(image, 2, 0)
+
+
+def _lookup_planes(planes: np.ndarray, mean: Sequence[float],
+                   std: Sequence[float]) -> np.ndarray:
+    """uint8 ``[C,R,W]`` channel planes → float32 ``[C,R,W]`` through each channel's table."""
+    tables = _normalization_tables(tuple(np.ravel(mean).tolist()), tuple(np.ravel(std).tolist()),
+                                   planes.shape[0])
+    out = np.empty(planes.shape, dtype=np.float32)
+    for c, table in enumerate(tables):
+        cv2.LUT(planes[c], table, dst=out[c])
     return out
 
 
-def _normalization_table(mean: Sequence[float], std: Sequence[float],
-                         channels: int) -> np.ndarray:
+@functools.lru_cache(maxsize=16)
+def _normalization_tables(mean: Tuple[float, ...], std: Tuple[float, ...],
+                          channels: int) -> Tuple[np.ndarray, ...]:
+    """Per channel, the float32 ``[256, 1]`` table of ``(v / 255 - mean) / std``."""
     values = np.arange(256, dtype=np.float32)[:, None]
-    mean_arr = np.broadcast_to(np.asarray(mean, dtype=np.float32).reshape(-1), (channels,))
-    std_arr = np.broadcast_to(np.asarray(std, dtype=np.float32).reshape(-1), (channels,))
+    mean_arr = np.broadcast_to(np.asarray(mean, dtype=np.float32), (channels,))
+    std_arr = np.broadcast_to(np.asarray(std, dtype=np.float32), (channels,))
     scale = (np.float32(1.0 / 255.0) / std_arr).astype(np.float32)
-    return (values * scale - (mean_arr / std_arr).astype(np.float32)).astype(np.float32)
+    table = (values * scale - (mean_arr / std_arr).astype(np.float32)).astype(np.float32)
+    tables = tuple(np.ascontiguousarray(table[:, c]).reshape(256, 1) for c in range(channels))
+    for t in tables:
+        t.setflags(write=False)
+    return tables
 
 
 def _check_crop_fits(height: int, width: int, size: int) -> None:
