@@ -14,8 +14,9 @@ def test_pipeline_config_takes_geometry_from_inference_section():
     cfg = small_config()
     cfg.PIPELINE.test.transform.insert(2, {"RandomFlip": None})
     pipeline = predict_pipeline_config(cfg)
-    assert pipeline["decode_sampler"] == {"name": "DecodeSampler", "num_frames": 8,
-                                          "sampling_rate": 2, "test_mode": True}
+    assert pipeline["decode_sampler"] == {"name": "DecodeSampler", "backend": "pyav",
+                                          "num_frames": 8, "sampling_rate": 2,
+                                          "test_mode": True}
     steps = [next(iter(item)) for item in pipeline["transform"]]
     assert steps == ["JitterScale", "MultiCrop", "Image2Array", "Normalization", "PackOutput"]
     assert pipeline["transform"][0]["JitterScale"] == {"min_size": 64, "max_size": 64}

@@ -161,3 +161,20 @@ def test_a_failing_worker_is_reported_as_such(tmp_path):
     loader = build_dataloader(dataset, batch_size=2, num_workers=1)
     with pytest.raises(RuntimeError, match="data loader worker failed"):
         next(iter(loader))
+
+
+
+def test_pyav_reader_starts_no_decoder_threads(noise_list):
+    """Loader workers are forked from the main process, which may hold an open PyAV reader (the
+    test-mode sampler keeps one): codec threads inherited half-way hang a worker that frees
+    the reader, so the reader decodes and converts on the calling thread only."""
+    import os
+
+    from paddlevideo.loader.pipelines.decode import PyAVReader
+
+    video = open(noise_list).readline().rsplit(" ", 1)[0]
+    threads = set(os.listdir("/proc/self/task"))  # other tests' threads may end meanwhile
+    reader = PyAVReader(video)
+    assert reader.get_frames(np.arange(0, 40, 3)).shape == (14, 48, 64, 3)
+    assert set(os.listdir("/proc/self/task")) - threads == set()
+    reader.close()

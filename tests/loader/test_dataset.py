@@ -1,5 +1,6 @@
 """SFVideoDataset: list files, sample order, short cycles and every kind of bad video."""
 import logging
+import re
 from pathlib import Path
 
 import av
@@ -36,8 +37,10 @@ def _write_list(path: Path, lines):
     return str(path)
 
 
-def _dataset(tmp_path, lines, **kwargs):
-    return SFVideoDataset(_write_list(tmp_path / "list.txt", lines), build_pipeline(WHOLE_VIDEO),
+def _dataset(tmp_path, lines, backend="decord", **kwargs):
+    pipeline = dict(WHOLE_VIDEO, decode_sampler=dict(WHOLE_VIDEO["decode_sampler"],
+                                                     backend=backend))
+    return SFVideoDataset(_write_list(tmp_path / "list.txt", lines), build_pipeline(pipeline),
                           **kwargs)
 
 
@@ -69,7 +72,7 @@ def bad_videos(tmp_path_factory):
         "zero_bytes": (folder / "empty.mp4", "empty"),
         "random_bytes": (folder / "noise.mp4", "cannot open"),
         "truncated": (folder / "truncated.mp4", "cannot open"),
-        "no_video_stream": (folder / "audio_only.m4a", "cannot open"),
+        "no_video_stream": (folder / "audio_only.m4a", "cannot open|no video stream"),
         "wrong_frame_count": (folder / "wrong_count.mp4", "reports 60 frames"),
     }
 
@@ -134,20 +137,21 @@ def test_missing_list_file(tmp_path):
         SFVideoDataset(str(tmp_path / "nope.list"), build_pipeline(WHOLE_VIDEO))
 
 
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
 @pytest.mark.parametrize("kind", ["missing", "zero_bytes", "random_bytes", "truncated",
                                   "no_video_stream", "wrong_frame_count"])
 def test_bad_training_video_is_replaced_logged_once_and_counted(
-        tmp_path, test_videos, bad_videos, caplog, kind):
+        tmp_path, test_videos, bad_videos, caplog, kind, backend):
     bad_path, reason = bad_videos[kind]
     ds = _dataset(tmp_path, [f"{bad_path} 0", f"{test_videos['numbered30']} 1"],
-                  num_retries=20)
+                  backend=backend, num_retries=20)
     seed_pipeline_rng(0)
     with caplog.at_level(logging.WARNING, logger="paddlevideo"):
         for _ in range(2):
             slow, fast, label = ds[0]
             assert label.tolist() == [1] and fast.shape == (3, 8, 40, 40)
     assert list(ds.bad_videos()) == [str(bad_path)]
-    assert reason in ds.bad_videos()[str(bad_path)]
+    assert re.search(reason, ds.bad_videos()[str(bad_path)])
     warnings = [r for r in caplog.records if str(bad_path) in r.getMessage()]
     assert len(warnings) == 1
     ds.reset_bad_videos()
@@ -162,10 +166,11 @@ def test_all_retries_failing_raises_with_the_files(tmp_path, bad_videos):
     assert "missing.mp4: file not found" in str(err.value)
 
 
-def test_bad_test_video_is_an_error_naming_it(tmp_path, bad_videos):
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_bad_test_video_is_an_error_naming_it(tmp_path, bad_videos, backend):
     path = bad_videos["truncated"][0]
-    ds = _dataset(tmp_path, [f"{path} 0"], test_mode=True, num_ensemble_views=2,
-                  num_spatial_crops=3)
+    ds = _dataset(tmp_path, [f"{path} 0"], backend=backend, test_mode=True,
+                  num_ensemble_views=2, num_spatial_crops=3)
     with pytest.raises(BadVideoError, match=f"cannot test on video {path}"):
         ds[4]
 

@@ -4,6 +4,8 @@ import pytest
 
 from paddlevideo.loader import build_pipeline
 from paddlevideo.loader.pipelines import (
+    Compose,
+    CropToPathways,
     DecodeSampler,
     JitterScale,
     MultiCrop,
@@ -29,6 +31,32 @@ def test_test_views_decode_the_right_frames(test_videos, backend):
     assert out["imgs"].shape == (8, 64, 96, 3) and out["imgs"].dtype == np.uint8
     assert out["frame_indices"].tolist() == [29, 31, 33, 35, 37, 40, 42, 44]
     assert frame_numbers(out["imgs"]).tolist() == [29, 31, 33, 35, 37, 40, 42, 44]
+
+
+def test_decord_frames_are_handed_over_without_a_copy(test_videos):
+    import decord
+
+    from paddlevideo.loader.pipelines.decode import _as_numpy
+
+    path = str(test_videos["numbered30"])
+    frames = VideoSource(path).get_frames(np.array([3, 5, 9]))
+    assert not frames.flags.writeable and frames.shape == (3, 64, 96, 3)
+    assert frame_numbers(frames).tolist() == [3, 5, 9]
+    batch = decord.VideoReader(path).get_batch([3, 5, 9])
+    shared = _as_numpy(batch)
+    np.testing.assert_array_equal(shared, batch.asnumpy())
+    del batch  # the array keeps decord's buffer alive
+    assert frame_numbers(shared).tolist() == [3, 5, 9]
+
+    class NoDLPack:  # a batch without the zero-copy hand-over: copied instead
+        def __init__(self, array):
+            self.array = array
+
+        def asnumpy(self):
+            return self.array.copy()
+
+    copied = _as_numpy(NoDLPack(frames))
+    assert copied.flags.writeable and np.array_equal(copied, frames)
 
 
 def test_60fps_video_spans_twice_the_frames(test_videos):
@@ -146,9 +174,10 @@ TRAIN_CFG = {
 
 def test_fused_pipeline_equals_step_by_step(test_videos):
     fused = build_pipeline(TRAIN_CFG)
-    assert [type(s) for s in fused.steps] == [DecodeSampler, ScaleAndCrop, RandomFlip,
-                                              NormalizeAndPack]
-    from paddlevideo.loader.pipelines import Compose
+    assert [type(s) for s in fused.steps] == [DecodeSampler, CropToPathways]
+    assert [type(s) for s in (fused.steps[1].scale_crop, fused.steps[1].flip,
+                              fused.steps[1].pack)] == [ScaleAndCrop, RandomFlip,
+                                                        NormalizeAndPack]
     plain = Compose(TRAIN_CFG, fuse=False)
     for seed in range(3):
         seed_pipeline_rng(seed)
@@ -161,6 +190,52 @@ def test_fused_pipeline_equals_step_by_step(test_videos):
             assert x.shape == y.shape and x.dtype == y.dtype == np.float32
             # noise frames: the region is resampled from the source, values agree on average
             assert np.abs(x - y).mean() < 0.6
+
+
+def _pairwise_fused(cfg):
+    """The pipeline with only the pairwise fusions (ScaleAndCrop, NormalizeAndPack)."""
+    pipeline = Compose(cfg, fuse=False)
+    steps = pipeline.configured_steps
+    scale = next(i for i, step in enumerate(steps) if isinstance(step, JitterScale))
+    pipeline.steps = [*steps[:scale], ScaleAndCrop(steps[scale], steps[scale + 1]),
+                      *steps[scale + 2:-3], NormalizeAndPack(steps[-2], steps[-1])]
+    return pipeline
+
+
+@pytest.mark.parametrize("with_flip", [True, False])
+def test_crop_to_pathways_equals_the_steps_it_replaces(test_videos, with_flip):
+    cfg = dict(TRAIN_CFG, transform=[t for t in TRAIN_CFG["transform"]
+                                     if with_flip or "RandomFlip" not in t])
+    fused, pairwise = build_pipeline(cfg), _pairwise_fused(cfg)
+    assert type(fused.steps[1]) is CropToPathways and len(fused.steps) == 2
+    assert (fused.steps[1].flip is not None) == with_flip
+    flips = set()
+    for seed in range(6):
+        seed_pipeline_rng(seed)
+        a = fused(_sample(test_videos["landscape"]))
+        seed_pipeline_rng(seed)
+        b = pairwise(_sample(test_videos["landscape"]))
+        assert (a["scale_size"], a["crop_box"]) == (b["scale_size"], b["crop_box"])
+        assert a.get("flipped") == b.get("flipped")
+        flips.add(a.get("flipped"))
+        for x, y in zip(a["imgs"], b["imgs"]):
+            assert x.shape == y.shape and x.dtype == np.float32 and x.flags.c_contiguous
+            np.testing.assert_array_equal(x, y)
+    assert flips == ({True, False} if with_flip else {None})
+
+
+def test_crop_to_pathways_takes_the_long_way_for_float_frames():
+    cfg = {"transform": TRAIN_CFG["transform"]}
+    fused, pairwise = build_pipeline(cfg), _pairwise_fused(cfg)
+    assert [type(s) for s in fused.steps] == [CropToPathways]
+    frames = np.random.default_rng(0).uniform(0, 255, (8, 72, 96, 3)).astype(np.float32)
+    seed_pipeline_rng(1)
+    slow, fast = fused({"imgs": frames})["imgs"]
+    seed_pipeline_rng(1)
+    slow2, fast2 = pairwise({"imgs": frames})["imgs"]
+    assert fast.shape == (3, 8, 56, 56) and slow.shape == (3, 2, 56, 56)
+    np.testing.assert_array_equal(fast, fast2)
+    np.testing.assert_array_equal(slow, slow2)
 
 
 def test_unknown_step_and_bad_arguments_are_errors():
@@ -200,3 +275,51 @@ def test_test_clips_share_decoding_passes_and_keep_their_frames(test_videos, dec
         tight(_sample(test_videos["numbered30"], temporal_sample_index=clip,
                       temporal_num_clips=5))
     assert len(calls) == 5
+
+
+@pytest.fixture(scope="module")
+def b_frame_video(tmp_path_factory):
+    """H.264 with B-frames and a key frame every 24 frames; every frame looks different."""
+    from tests.conftest import write_video
+
+    rng = np.random.default_rng(5)
+    frames = np.repeat(np.repeat(rng.integers(0, 256, (96, 8, 12, 3), dtype=np.uint8), 8, 1),
+                       8, 2)
+    return str(write_video(tmp_path_factory.mktemp("bframes") / "b.mp4", frames,
+                           options={"bf": "3", "g": "24", "sc_threshold": "0",
+                                    "preset": "veryfast"}))
+
+
+def test_pyav_reader_gives_decords_frames_and_skips_unneeded_ones(b_frame_video):
+    import decord
+
+    from paddlevideo.loader.pipelines.decode import PyAVReader
+
+    reference = decord.VideoReader(b_frame_video)
+    reader = PyAVReader(b_frame_video)
+    assert reader.num_frames == len(reference) == 96
+    assert reader.fps == pytest.approx(reference.get_avg_fps())
+    # clips in any order on one reader, as the test-time sampler reuses it
+    for wanted in ([40, 42, 44, 46], [1, 2, 3], [70, 80, 90, 95], [0], [47, 48, 49]):
+        before = reader.frames_decoded
+        frames = reader.get_frames(np.array(wanted))
+        np.testing.assert_array_equal(frames, reference.get_batch(wanted).asnumpy())
+        decoded = reader.frames_decoded - before
+        from_key_frame = wanted[-1] - wanted[0] // 24 * 24 + 1  # without skipping
+        assert len(wanted) <= decoded <= from_key_frame
+        if wanted[0] == 70:  # key frame 48 to frame 95, of which the B-frames are not needed
+            assert decoded <= 0.75 * from_key_frame
+
+
+def test_pyav_reader_numbers_avi_frames_as_decord_does(shared_videos):
+    import decord
+
+    from paddlevideo.loader.pipelines.decode import PyAVReader
+
+    path = str(shared_videos / "test.avi")  # MPEG-4 part 2 with packed B-frames
+    reference = decord.VideoReader(path)
+    reader = PyAVReader(path)
+    assert reader.num_frames == len(reference)
+    wanted = [10, 11, 30, 31, 32, 100]
+    np.testing.assert_array_equal(reader.get_frames(np.array(wanted)),
+                                  reference.get_batch(wanted).asnumpy())

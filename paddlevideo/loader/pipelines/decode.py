@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -11,6 +11,7 @@ from .functional import sample_clip_indices
 from .random_state import pipeline_rng
 
 BACKENDS = ("decord", "pyav")
+SELECTIVE_CODECS = ("h264", "hevc")  # PyAV decodes only the frames a clip needs
 
 
 class VideoDecodeError(RuntimeError):
@@ -31,16 +32,21 @@ def _decord_available() -> bool:
 
 
 class VideoSource:
-    """An opened video: ``num_frames``, ``fps``, ``get_frames(indices)`` → uint8 ``[N,H,W,3]``."""
+    """An opened video: ``num_frames``, ``fps``, ``get_frames(indices)`` → uint8 ``[N,H,W,3]``.
+
+    ``num_threads`` is decord's decoding threads (0: decord chooses); PyAV decodes on one.
+    """
 
     def __init__(self, path: str, backend: str = "decord", num_threads: int = 0) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown video backend '{backend}', expected one of {BACKENDS}")
         if backend == "decord" and not _decord_available():
             backend = "pyav"
-        self.path, self.backend = path, backend
+        self.path, self.backend, self.num_threads = path, backend, num_threads
         _check_file(path)
         self.signature = file_signature(path)
+        self._reader: Any = None
+        self._pyav: Optional[PyAVReader] = None
         try:
             if backend == "decord":
                 import decord
@@ -49,7 +55,8 @@ class VideoSource:
                 self.num_frames = len(self._reader)
                 self.fps = float(self._reader.get_avg_fps())
             else:
-                self._open_pyav()
+                self._pyav = PyAVReader(path)
+                self.num_frames, self.fps = self._pyav.num_frames, self._pyav.fps
         except VideoDecodeError:
             raise
         except Exception as err:  # decoders raise many types; all mean "unreadable"
@@ -57,22 +64,12 @@ class VideoSource:
         if self.num_frames <= 0:
             raise VideoDecodeError(path, "the video stream has no frames")
 
-    def _open_pyav(self) -> None:
-        import av
-
-        container = av.open(self.path)
-        try:
-            if not container.streams.video:
-                raise VideoDecodeError(self.path, "no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            self.fps = float(rate) if rate else 0.0
-            frames = stream.frames
-            if not frames and stream.duration and rate:
-                frames = int(round(float(stream.duration * stream.time_base) * self.fps))
-            self.num_frames = int(frames or 0)
-        finally:
-            container.close()
+    def close(self) -> None:
+        """Release the decoder and the file now rather than when garbage collected."""
+        if self._pyav is not None:
+            self._pyav.close()
+            self._pyav = None
+        self._reader = None
 
     def get_frames(self, indices: np.ndarray) -> np.ndarray:
         """Frames at ``indices`` (any order, repeats allowed) as uint8 ``[N,H,W,3]`` RGB.
@@ -97,33 +94,151 @@ class VideoSource:
 
     def _decode(self, unique: np.ndarray) -> np.ndarray:
         if self.backend != "decord":
-            return self._pyav_frames(unique)
+            return self._pyav.get_frames(unique)
         try:
-            return self._reader.get_batch(unique.tolist()).asnumpy()
+            return _as_numpy(self._reader.get_batch(unique.tolist()))
         except Exception:
             # decord rejects some valid streams (e.g. frame widths it cannot align, such as
             # 48 px); PyAV decodes them, so only a file both fail on counts as bad.
             self.backend = "pyav"
-            return self._pyav_frames(unique)
+            self._pyav = PyAVReader(self.path)
+            return self._pyav.get_frames(unique)
 
-    def _pyav_frames(self, wanted: np.ndarray) -> np.ndarray:
+
+class PyAVReader:
+    """A video opened with PyAV that decodes only what a set of frames needs.
+
+    Frame ``i`` is the packet with the ``i``-th smallest presentation time, as decord numbers
+    frames. ``get_frames`` starts at the last key frame before the first wanted frame and hands
+    the decoder every packet up to the last wanted one, but tells it to skip the frames that no
+    other frame references and that are not wanted (``skip_frame = NONREF``); the wanted frames
+    come out identical. Colour conversion to RGB reuses one converter for all frames.
+    """
+
+    def __init__(self, path: str) -> None:
         import av
+        from av.video.reformatter import VideoReformatter
 
-        out, position, next_wanted = [], 0, 0
-        with av.open(self.path) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                while next_wanted < len(wanted) and wanted[next_wanted] == position:
-                    out.append(frame.to_ndarray(format="rgb24"))
-                    next_wanted += 1
-                position += 1
-                if next_wanted == len(wanted):
-                    break
-        if next_wanted < len(wanted):
-            raise VideoDecodeError(
-                self.path, f"reports {self.num_frames} frames but only {position} decode")
+        self.path = path
+        self._container = av.open(path)
+        try:
+            if not self._container.streams.video:
+                raise VideoDecodeError(path, "no video stream")
+            self._stream = self._container.streams.video[0]
+            # One thread for decoding and colour conversion: each packet is decoded when sent,
+            # so the skip flag set for it applies (frame threads would decode later ones under
+            # it), and no codec threads exist that a forked loader worker could inherit
+            # half-way. Loader workers run videos in parallel instead.
+            self._stream.thread_type = "NONE"
+            self._stream.thread_count = 1
+            rate = self._stream.average_rate or self._stream.guessed_rate
+            self.fps = float(rate) if rate else 0.0
+            self._packets = [p for p in self._container.demux(self._stream) if p.size]
+        except BaseException:
+            self._container.close()
+            raise
+        self.num_frames = len(self._packets)
+        times = [p.pts for p in self._packets]
+        # Packet times name the decoded frames reliably for H.264/HEVC with a time on every
+        # packet. Otherwise (e.g. MPEG-4 part 2 in AVI, whose packed B-frames come out under
+        # other times) frames are numbered in the order the decoder outputs them, decoding
+        # every packet from the start.
+        self._ordered = self._stream.codec_context.name in SELECTIVE_CODECS and \
+            None not in times and len(set(times)) == len(times)
+        if self._ordered:
+            self._display_order = np.argsort(np.asarray(times, dtype=np.int64), kind="stable")
+            self._times = np.asarray(times, dtype=np.int64)
+        self._rgb = VideoReformatter()
+        self._used = False
+        self.frames_decoded = 0  # frames the decoder produced, over all calls
+
+    def close(self) -> None:
+        self._packets = []
+        self._container.close()
+
+    def get_frames(self, wanted: np.ndarray) -> np.ndarray:
+        """uint8 RGB ``[N,H,W,3]`` of the distinct increasing frame numbers ``wanted``."""
+        wanted = np.asarray(wanted, dtype=np.int64)
+        if self._ordered:
+            positions = self._display_order[wanted]
+            slot_of = {int(self._times[p]): i for i, p in enumerate(positions)}
+            first = self._first_packet(positions)
+            last = int(positions.max())
+        else:
+            slot_of = {int(n): i for i, n in enumerate(wanted)}
+            first, last = 0, len(self._packets) - 1
+        out: List[np.ndarray] = [None] * len(wanted)  # type: ignore[list-item]
+        found = self._run_decoder(first, last, slot_of, out)
+        if found < len(wanted):
+            raise VideoDecodeError(self.path, f"reports {self.num_frames} frames but only "
+                                   f"{found} of the {len(wanted)} wanted decode")
         return np.stack(out)
+
+    def _first_packet(self, positions: np.ndarray) -> int:
+        """The last key frame packet before every wanted packet (in decoding order) that is
+        shown no later than the first wanted frame."""
+        earliest, first_time = int(positions.min()), int(self._times[positions].min())
+        for position in range(earliest, -1, -1):
+            packet = self._packets[position]
+            if packet.is_keyframe and self._times[position] <= first_time:
+                return position
+        return 0
+
+    def _run_decoder(self, first: int, last: int, slot_of: Dict[int, int],
+                     out: List[np.ndarray]) -> int:
+        context = self._stream.codec_context
+        if self._used:
+            context.flush_buffers()  # forget the previous call's frames and end of stream
+        self._used = True
+        found, skipping, count = 0, None, 0
+        for position in range(first, len(self._packets)):
+            packet = self._packets[position]
+            skip = self._ordered and (position > last or packet.pts not in slot_of)
+            if skip != skipping:
+                context.skip_frame = "NONREF" if skip else "DEFAULT"
+                skipping = skip
+            for frame in context.decode(packet):
+                found, count = self._keep(frame, slot_of, out, found, count)
+            if found == len(out):
+                return found
+        context.skip_frame = "DEFAULT"
+        for frame in context.decode(None):  # the frames still held back for reordering
+            found, count = self._keep(frame, slot_of, out, found, count)
+        return found
+
+    def _keep(self, frame: Any, slot_of: Dict[int, int], out: List[np.ndarray], found: int,
+              count: int) -> Tuple[int, int]:
+        self.frames_decoded += 1
+        key = frame.pts if self._ordered else count
+        slot = slot_of.get(key)
+        if slot is not None and out[slot] is None:
+            out[slot] = self._rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
+            found += 1
+        return found, count + 1
+
+
+class _DLPackBatch:
+    """Hands a decord NDArray to ``numpy.from_dlpack`` (decord's own ``to_dlpack`` capsule)."""
+
+    def __init__(self, batch: Any) -> None:
+        self.batch = batch
+
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.batch.to_dlpack()
+
+    def __dlpack_device__(self) -> Tuple[int, int]:
+        return (1, 0)  # kDLCPU
+
+
+def _as_numpy(batch: Any) -> np.ndarray:
+    """A decord batch as a read-only numpy array sharing its memory (no copy of the clip);
+    a copy when the zero-copy hand-over is not available."""
+    try:
+        frames = np.from_dlpack(_DLPackBatch(batch))
+    except (AttributeError, TypeError, BufferError, RuntimeError):
+        return batch.asnumpy()
+    frames.setflags(write=False)
+    return frames
 
 
 def file_signature(path: str) -> Optional[Tuple[int, int]]:
@@ -161,6 +276,10 @@ class DecodeSampler:
     one decoding pass serves this temporal clip and the next ones, as many as fit in
     ``test_cache_mb`` of frames, so each clip is decoded once and the decoder does not seek back to
     a key frame for every clip. The spatial crops of a clip share its frames.
+
+    ``backend``: ``decord`` (default) or ``pyav``; both give the same frames. ``pyav`` decodes only
+    what the wanted frames need (see :class:`PyAVReader`), which is faster on H.264/HEVC.
+    ``num_threads`` applies to decord.
 
     Reads: ``filename``, ``temporal_sample_index``, ``temporal_num_clips`` (test),
     ``short_cycle_idx`` (optional).
@@ -234,7 +353,10 @@ class DecodeSampler:
             indices = sample_clip_indices(source.num_frames, self.num_frames,
                                           self._sampling_rate(results), source.fps,
                                           self.target_fps, start_fraction)
-            frames = source.get_frames(indices)
+            try:
+                frames = source.get_frames(indices)
+            finally:
+                source.close()
         results.update(imgs=frames, frame_indices=indices, video_num_frames=source.num_frames,
                        video_fps=source.fps)
         return results
