@@ -323,3 +323,15 @@ def test_pyav_reader_numbers_avi_frames_as_decord_does(shared_videos):
     wanted = [10, 11, 30, 31, 32, 100]
     np.testing.assert_array_equal(reader.get_frames(np.array(wanted)),
                                   reference.get_batch(wanted).asnumpy())
+
+
+@pytest.mark.parametrize("missing,asked,used", [("av", "pyav", "decord"),
+                                                ("decord", "decord", "pyav")])
+def test_a_missing_decoder_package_falls_back_to_the_other(test_videos, monkeypatch, missing,
+                                                           asked, used):
+    from paddlevideo.loader.pipelines import decode
+
+    monkeypatch.setattr(decode, "_importable", lambda module: module != missing)
+    source = VideoSource(str(test_videos["numbered30"]), backend=asked)
+    assert source.backend == used
+    assert frame_numbers(source.get_frames(np.array([4, 9]))).tolist() == [4, 9]

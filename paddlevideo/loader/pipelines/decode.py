@@ -1,6 +1,7 @@
 """Open a video and decode only the frames a clip needs (decord, or PyAV as the alternative)."""
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -23,9 +24,9 @@ class VideoDecodeError(RuntimeError):
         self.reason = reason
 
 
-def _decord_available() -> bool:
+def _importable(module: str) -> bool:
     try:
-        import decord  # noqa: F401
+        importlib.import_module(module)
     except ImportError:
         return False
     return True
@@ -40,8 +41,10 @@ class VideoSource:
     def __init__(self, path: str, backend: str = "decord", num_threads: int = 0) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown video backend '{backend}', expected one of {BACKENDS}")
-        if backend == "decord" and not _decord_available():
+        if backend == "decord" and not _importable("decord"):
             backend = "pyav"
+        elif backend == "pyav" and not _importable("av") and _importable("decord"):
+            backend = "decord"
         self.path, self.backend, self.num_threads = path, backend, num_threads
         _check_file(path)
         self.signature = file_signature(path)
