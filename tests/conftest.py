@@ -46,6 +46,25 @@ def write_video(path: Union[str, os.PathLike], frames: np.ndarray, fps: float = 
     return path
 
 
+def train_pipeline(min_size: int, max_size: int, crop: int, sampling_rate: int = 2,
+                   flip: bool = True) -> Dict:
+    """A small ``PIPELINE.train`` config in slowfast.yaml's form: 8 frames, scale jitter
+    ``[min_size, max_size]``, square ``crop``, optional flip, mean 0.45 / std 0.225, alpha 4."""
+    return {
+        "decode_sampler": {"name": "DecodeSampler", "num_frames": 8,
+                           "sampling_rate": sampling_rate},
+        "transform": [
+            {"JitterScale": {"min_size": min_size, "max_size": max_size}},
+            {"MultiCrop": {"target_size": crop}},
+            *([{"RandomFlip": None}] if flip else []),
+            {"Image2Array": {"transpose": False}},
+            {"Normalization": {"mean": [0.45] * 3, "std": [0.225] * 3,
+                               "tensor_shape": [1, 1, 1, 3]}},
+            {"PackOutput": {"alpha": 4}},
+        ],
+    }
+
+
 def numbered_frames(num_frames: int, height: int = 64, width: int = 96) -> np.ndarray:
     """Frames whose index survives lossy coding: frame t has grey level 4*t+8 (mod 256) in its
     whole area, so ``decoded.mean() ≈ 4*t+8``. uint8 ``[T,H,W,3]``."""

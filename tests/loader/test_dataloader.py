@@ -3,20 +3,9 @@ import numpy as np
 import pytest
 
 from paddlevideo.loader import build_dataloader, build_dataset
-from tests.conftest import write_video
+from tests.conftest import train_pipeline, write_video
 
-PIPELINE = {
-    "decode_sampler": {"name": "DecodeSampler", "num_frames": 8, "sampling_rate": 2},
-    "transform": [
-        {"JitterScale": {"min_size": 48, "max_size": 64}},
-        {"MultiCrop": {"target_size": 40}},
-        {"RandomFlip": None},
-        {"Image2Array": {"transpose": False}},
-        {"Normalization": {"mean": [0.45] * 3, "std": [0.225] * 3,
-                           "tensor_shape": [1, 1, 1, 3]}},
-        {"PackOutput": {"alpha": 4}},
-    ],
-}
+PIPELINE = train_pipeline(48, 64, 40)
 
 
 @pytest.fixture(scope="module")
@@ -111,18 +100,7 @@ def test_shared_kinetics_videos_load_with_workers(shared_videos, tmp_path):
     names = ["demo.mp4", "example.avi", "test.mp4", "test.avi"]
     path = tmp_path / "shared.list"
     path.write_text("".join(f"{shared_videos / n} {i}\n" for i, n in enumerate(names)))
-    pipeline = {
-        "decode_sampler": {"name": "DecodeSampler", "num_frames": 8, "sampling_rate": 2},
-        "transform": [
-            {"JitterScale": {"min_size": 128, "max_size": 160}},
-            {"MultiCrop": {"target_size": 112}},
-            {"RandomFlip": None},
-            {"Image2Array": {"transpose": False}},
-            {"Normalization": {"mean": [0.45] * 3, "std": [0.225] * 3,
-                               "tensor_shape": [1, 1, 1, 3]}},
-            {"PackOutput": {"alpha": 4}},
-        ],
-    }
+    pipeline = train_pipeline(128, 160, 112)
     batches = _epoch(_loader(str(path), num_workers=2, pipeline=pipeline))
     assert len(batches) == 2
     for slow, fast, _label in batches:

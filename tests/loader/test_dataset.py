@@ -16,20 +16,10 @@ from paddlevideo.loader import (
     seed_pipeline_rng,
 )
 from paddlevideo.loader.dataset import ListFileError
-from tests.conftest import numbered_frames, write_video
+from tests.conftest import numbered_frames, train_pipeline, write_video
 
 # num_frames * sampling_rate = 64 > 60 frames: every clip needs the last frames of the video
-WHOLE_VIDEO = {
-    "decode_sampler": {"name": "DecodeSampler", "num_frames": 8, "sampling_rate": 8},
-    "transform": [
-        {"JitterScale": {"min_size": 48, "max_size": 48}},
-        {"MultiCrop": {"target_size": 40}},
-        {"Image2Array": None},
-        {"Normalization": {"mean": [0.45] * 3, "std": [0.225] * 3,
-                           "tensor_shape": [1, 1, 1, 3]}},
-        {"PackOutput": {"alpha": 4}},
-    ],
-}
+WHOLE_VIDEO = train_pipeline(48, 48, 40, sampling_rate=8, flip=False)
 
 
 def _write_list(path: Path, lines):

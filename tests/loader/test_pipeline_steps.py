@@ -16,7 +16,7 @@ from paddlevideo.loader.pipelines import (
     VideoSource,
     seed_pipeline_rng,
 )
-from tests.conftest import frame_numbers
+from tests.conftest import frame_numbers, train_pipeline
 
 
 def _sample(path, **extra):
@@ -158,18 +158,7 @@ def test_pack_output_splits_pathways():
     assert slow[0, :, 0, 0].tolist() == [0, 4, 8, 13, 17, 22, 26, 31]
 
 
-TRAIN_CFG = {
-    "decode_sampler": {"name": "DecodeSampler", "num_frames": 8, "sampling_rate": 2},
-    "transform": [
-        {"JitterScale": {"min_size": 64, "max_size": 80}},
-        {"MultiCrop": {"target_size": 56}},
-        {"RandomFlip": None},
-        {"Image2Array": {"transpose": False}},
-        {"Normalization": {"mean": [0.45] * 3, "std": [0.225] * 3,
-                           "tensor_shape": [1, 1, 1, 3]}},
-        {"PackOutput": {"alpha": 4}},
-    ],
-}
+TRAIN_CFG = train_pipeline(64, 80, 56)
 
 
 def test_fused_pipeline_equals_step_by_step(test_videos):
@@ -204,8 +193,7 @@ def _pairwise_fused(cfg):
 
 @pytest.mark.parametrize("with_flip", [True, False])
 def test_crop_to_pathways_equals_the_steps_it_replaces(test_videos, with_flip):
-    cfg = dict(TRAIN_CFG, transform=[t for t in TRAIN_CFG["transform"]
-                                     if with_flip or "RandomFlip" not in t])
+    cfg = train_pipeline(64, 80, 56, flip=with_flip)
     fused, pairwise = build_pipeline(cfg), _pairwise_fused(cfg)
     assert type(fused.steps[1]) is CropToPathways and len(fused.steps) == 2
     assert (fused.steps[1].flip is not None) == with_flip
