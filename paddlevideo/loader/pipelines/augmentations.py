@@ -108,10 +108,15 @@ class ScaleAndCrop:
     def __init__(self, scale: JitterScale, crop: MultiCrop) -> None:
         self.scale, self.crop = scale, crop
 
+    def draw(self, results: Dict[str, Any], height: int,
+             width: int) -> Tuple[Tuple[int, int], F.Box]:
+        """The resized ``(height, width)`` and the crop box in it, drawn in the steps' order."""
+        scaled_hw = self.scale.draw_size(results, height, width)
+        return scaled_hw, self.crop.draw_box(results, *scaled_hw)
+
     def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
         frames = results["imgs"]
-        scaled_hw = self.scale.draw_size(results, frames.shape[1], frames.shape[2])
-        box = self.crop.draw_box(results, *scaled_hw)
+        scaled_hw, box = self.draw(results, frames.shape[1], frames.shape[2])
         results["imgs"] = F.resized_crop(frames, scaled_hw, box)
         return results
 
@@ -237,8 +242,7 @@ class CropToPathways:
                 if step is not None:
                     results = step(results)
             return results
-        scaled_hw = self.scale_crop.scale.draw_size(results, frames.shape[1], frames.shape[2])
-        box = self.scale_crop.crop.draw_box(results, *scaled_hw)
+        scaled_hw, box = self.scale_crop.draw(results, frames.shape[1], frames.shape[2])
         flip = self.flip.draw(results) if self.flip is not None else False
         fast = F.crop_flip_normalize(frames, scaled_hw, box, flip, self.pack.mean, self.pack.std)
         slow = F.slow_pathway(fast, self.pack.alpha)
