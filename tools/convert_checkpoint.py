@@ -42,8 +42,8 @@ def convert(args: argparse.Namespace) -> int:
     from paddlevideo.modeling import build_model
     from paddlevideo.utils import get_config
     from paddlevideo.utils.checkpoint import save
-    from paddlevideo.utils.convert_slowfast import convert_state_dict, select_state_dict
-    from paddlevideo.utils.torch_format import read_checkpoint
+    from paddlevideo.convert.slowfast import convert_state_dict, select_state_dict
+    from paddlevideo.convert.torch_format import read_checkpoint
 
     if os.path.abspath(args.source) == os.path.abspath(args.output):
         raise ValueError("the output path must differ from the source checkpoint")
@@ -84,8 +84,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
     from paddlevideo.utils.config import ConfigError
-    from paddlevideo.utils.convert_slowfast import ConversionError
-    from paddlevideo.utils.torch_format import TorchFormatError
+    from paddlevideo.convert.slowfast import ConversionError
+    from paddlevideo.convert.torch_format import TorchFormatError
 
     try:
         return convert(args)

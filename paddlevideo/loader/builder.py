@@ -7,7 +7,7 @@ import numpy as np
 import paddle
 from paddle.io import DataLoader, DistributedBatchSampler
 
-from ..utils.config import to_plain
+from ..utils.config import ConfigError, to_plain
 from ..utils.registry import build_from_config
 from .pipelines.compose import Compose
 from .pipelines.random_state import seed_pipeline_rng
@@ -24,8 +24,8 @@ def build_dataset(cfg: Tuple[Mapping[str, Any], Mapping[str, Any]]) -> Any:
     dataset_cfg, pipeline_cfg = cfg
     dataset_cfg = dict(to_plain(dataset_cfg))
     if "format" not in dataset_cfg:
-        raise KeyError(f"DATASET section needs a 'format' key (e.g. SFVideoDataset), got "
-                       f"{sorted(dataset_cfg)}")
+        raise ConfigError(f"DATASET section needs a 'format' key (e.g. SFVideoDataset), got "
+                          f"{sorted(dataset_cfg)}", key="format")
     return build_from_config(dataset_cfg, DATASETS, key="format",
                              pipeline=build_pipeline(pipeline_cfg))
 

@@ -5,7 +5,7 @@ from typing import Any, Dict
 
 import paddle.nn as nn
 
-from ..utils.config import to_plain
+from ..utils.config import ConfigError, to_plain
 from ..utils.registry import build_from_config
 from .registry import BACKBONES, HEADS, LOSSES, RECOGNIZERS
 
@@ -27,11 +27,12 @@ def build_recognizer(cfg: Dict[str, Any]) -> nn.Layer:
     cfg = to_plain(cfg)
     framework = cfg.get("framework")
     if framework is None:
-        raise KeyError("MODEL.framework is required (e.g. 'Recognizer3D')")
+        raise ConfigError("MODEL.framework is required (e.g. 'Recognizer3D')",
+                          key="MODEL.framework")
     recognizer_cls = RECOGNIZERS.get(framework)
     for part in ("backbone", "head"):
         if part not in cfg:
-            raise KeyError(f"MODEL.{part} is required for {framework}")
+            raise ConfigError(f"MODEL.{part} is required for {framework}", key=f"MODEL.{part}")
     backbone = build_backbone(cfg["backbone"])
     head = build_head(cfg["head"])
     loss = build_loss(cfg["loss"]) if cfg.get("loss") else None

@@ -11,6 +11,8 @@ from typing import Any, Dict, Sequence
 from paddle.optimizer.lr import LRScheduler
 
 from ..utils.config import to_plain
+from ..utils.registry import build_from_config
+from .registry import LRS
 
 
 def _warmup(epoch: float, warmup_epochs: float, warmup_start_lr: float,
@@ -43,6 +45,7 @@ class _EpochScheduler(LRScheduler):
         return self.lr_at(self.epoch_of(self.last_epoch))
 
 
+@LRS.register()
 class CustomWarmupCosineDecay(_EpochScheduler):
     """lr(e) = base · (cos(π·e / max_epoch) + 1) / 2, with a linear warm-up from
     ``warmup_start_lr`` to lr(warmup_epochs) over the first ``warmup_epochs`` epochs."""
@@ -66,6 +69,7 @@ class CustomWarmupCosineDecay(_EpochScheduler):
         return self._cosine(epoch)
 
 
+@LRS.register()
 class CustomWarmupPiecewiseDecay(_EpochScheduler):
     """lr(e) = lrs[i] · step_base_lr on the i-th interval of ``steps + [max_epoch]``, with the
     same linear warm-up. ``gamma`` is accepted for PaddleVideo configs; ``lrs`` carries the
@@ -102,15 +106,7 @@ class CustomWarmupPiecewiseDecay(_EpochScheduler):
         return self._piecewise(epoch)
 
 
-SCHEDULES = {cls.__name__: cls for cls in (CustomWarmupCosineDecay, CustomWarmupPiecewiseDecay)}
-
-
 def build_lr(cfg: Dict[str, Any], num_iters: int) -> LRScheduler:
-    """Build ``OPTIMIZER.learning_rate`` for ``num_iters`` iterations per epoch."""
-    kwargs = to_plain(cfg)
-    name = kwargs.pop("name", None)
-    if name not in SCHEDULES:
-        raise KeyError(f"OPTIMIZER.learning_rate.name: unknown schedule {name!r}; "
-                       f"known: {sorted(SCHEDULES)}")
-    kwargs.setdefault("iter_step", True)
-    return SCHEDULES[name](num_iters=num_iters, **kwargs)
+    """Build ``OPTIMIZER.learning_rate`` (a registered schedule) for ``num_iters`` iterations per
+    epoch; an unknown name is a ``ConfigError`` listing the registered schedules."""
+    return build_from_config(to_plain(cfg), LRS, num_iters=num_iters)

@@ -1,13 +1,15 @@
-"""Build the optimizer from ``OPTIMIZER``: Momentum with L2 decay (none on BN parameters)."""
+"""Optimizers built by name from ``OPTIMIZER``; Momentum with L2 decay (none on BN parameters)."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import paddle
 import paddle.nn as nn
 from paddle.optimizer.lr import LRScheduler
 
 from ..utils.config import ConfigError, to_plain
+from ..utils.registry import build_from_config
+from .registry import OPTIMIZERS
 
 
 def _as_float(value: Any, key: str) -> float:
@@ -51,37 +53,58 @@ def build_grad_clip(cfg: Any) -> Any:
     return nn.ClipGradByGlobalNorm(_as_float(cfg, "OPTIMIZER.grad_clip"))
 
 
-def build_optimizer(cfg: Dict[str, Any], lr_scheduler: LRScheduler,
-                    model: nn.Layer) -> paddle.optimizer.Optimizer:
-    """Build ``OPTIMIZER`` (Momentum or SGD/Adam/AdamW) for ``model``'s trainable parameters."""
-    cfg = to_plain(cfg)
-    name = cfg.get("name", "Momentum")
-    params = [p for p in model.parameters() if not p.stop_gradient]
-    common = {"learning_rate": lr_scheduler, "parameters": params,
-              "weight_decay": build_weight_decay(cfg.get("weight_decay")),
-              "grad_clip": build_grad_clip(cfg.get("grad_clip"))}
-    if name == "Momentum":
-        return paddle.optimizer.Momentum(
-            momentum=_as_float(cfg.get("momentum", 0.9), "OPTIMIZER.momentum"),
-            use_nesterov=bool(cfg.get("use_nesterov", False)), **common)
-    if name == "SGD":
-        return paddle.optimizer.SGD(**common)
-    if name == "Adam":
-        return paddle.optimizer.Adam(**common)
-    if name == "AdamW":
-        return _adamw(cfg, common, params)
-    raise ConfigError(f"OPTIMIZER.name: unknown optimizer {name!r}; "
-                      f"known: Momentum, SGD, Adam, AdamW")
+def _decay_and_clip(weight_decay: Any, grad_clip: Any) -> Dict[str, Any]:
+    return {"weight_decay": build_weight_decay(weight_decay),
+            "grad_clip": build_grad_clip(grad_clip)}
 
 
-def _adamw(cfg: Dict[str, Any], common: Dict[str, Any], params) -> paddle.optimizer.AdamW:
+@OPTIMIZERS.register()
+def Momentum(learning_rate: LRScheduler, parameters: List[Any], momentum: float = 0.9,
+             use_nesterov: bool = False, weight_decay: Any = None,
+             grad_clip: Any = None) -> paddle.optimizer.Optimizer:
+    """SGD with (Nesterov) momentum and L2/L1 weight decay: PaddleVideo's SlowFast optimizer."""
+    return paddle.optimizer.Momentum(
+        learning_rate=learning_rate, parameters=parameters,
+        momentum=_as_float(momentum, "OPTIMIZER.momentum"), use_nesterov=bool(use_nesterov),
+        **_decay_and_clip(weight_decay, grad_clip))
+
+
+@OPTIMIZERS.register()
+def SGD(learning_rate: LRScheduler, parameters: List[Any], weight_decay: Any = None,
+        grad_clip: Any = None) -> paddle.optimizer.Optimizer:
+    return paddle.optimizer.SGD(learning_rate=learning_rate, parameters=parameters,
+                                **_decay_and_clip(weight_decay, grad_clip))
+
+
+@OPTIMIZERS.register()
+def Adam(learning_rate: LRScheduler, parameters: List[Any], weight_decay: Any = None,
+         grad_clip: Any = None) -> paddle.optimizer.Optimizer:
+    return paddle.optimizer.Adam(learning_rate=learning_rate, parameters=parameters,
+                                 **_decay_and_clip(weight_decay, grad_clip))
+
+
+@OPTIMIZERS.register()
+def AdamW(learning_rate: LRScheduler, parameters: List[Any], weight_decay: Any = None,
+          grad_clip: Any = None) -> paddle.optimizer.Optimizer:
     """AdamW decays weights itself (a coefficient, not a regularizer): BN parameters, which
     carry an ``L2Decay(0)`` regularizer, are left out by name."""
-    decay_cfg = cfg.get("weight_decay")
-    value = decay_cfg.get("value", 0.0) if isinstance(decay_cfg, dict) else (decay_cfg or 0.0)
-    no_decay = {p.name for p in params
+    value = weight_decay.get("value", 0.0) if isinstance(weight_decay, dict) else (
+        weight_decay or 0.0)
+    no_decay = {p.name for p in parameters
                 if isinstance(p.regularizer, paddle.regularizer.L2Decay)
                 and float(p.regularizer._coeff) == 0.0}
-    common = dict(common, weight_decay=_as_float(value, "OPTIMIZER.weight_decay.value"))
-    return paddle.optimizer.AdamW(apply_decay_param_fun=lambda name: name not in no_decay,
-                                  **common)
+    return paddle.optimizer.AdamW(
+        learning_rate=learning_rate, parameters=parameters,
+        weight_decay=_as_float(value, "OPTIMIZER.weight_decay.value"),
+        grad_clip=build_grad_clip(grad_clip),
+        apply_decay_param_fun=lambda name: name not in no_decay)
+
+
+def build_optimizer(cfg: Dict[str, Any], lr_scheduler: LRScheduler,
+                    model: nn.Layer) -> paddle.optimizer.Optimizer:
+    """Build ``OPTIMIZER`` (a registered optimizer, ``Momentum`` by default) for ``model``'s
+    trainable parameters; ``OPTIMIZER.learning_rate`` is ``lr_scheduler``, already built."""
+    cfg = {key: value for key, value in to_plain(cfg).items() if key != "learning_rate"}
+    cfg.setdefault("name", "Momentum")
+    params = [p for p in model.parameters() if not p.stop_gradient]
+    return build_from_config(cfg, OPTIMIZERS, learning_rate=lr_scheduler, parameters=params)

@@ -16,7 +16,7 @@ from ..utils.checkpoint import (
     save,
 )
 from ..utils.logger import get_logger
-from ..utils.multigrid.sub_batchnorm import aggregate_sub_bn_stats
+from ..modeling.layers import aggregate_sub_bn_stats
 
 logger = get_logger()
 

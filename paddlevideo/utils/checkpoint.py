@@ -97,13 +97,18 @@ def match_state_dict(model: nn.Layer, state: Dict[str, Any], skip_head: bool = F
 
 
 def load_weights(model: nn.Layer, path_or_state: Any, skip_head: bool = False) -> None:
-    """Load a checkpoint file (or state dict) into ``model``, refusing one that does not fit."""
-    from .multigrid.sub_batchnorm import reset_sub_bn_stats
+    """Load a checkpoint file (or state dict) into ``model``, refusing one that does not fit.
 
+    Layers that keep state derived from their loaded buffers (sub-batch BN's per-split
+    statistics) rebuild it in their ``state_loaded()`` method, called here after loading.
+    """
     source = path_or_state if isinstance(path_or_state, str) else "checkpoint"
     state = load(path_or_state) if isinstance(path_or_state, str) else path_or_state
     model.set_state_dict(match_state_dict(model, state, skip_head=skip_head, source=source))
-    reset_sub_bn_stats(model)
+    for layer in model.sublayers(include_self=True):
+        state_loaded = getattr(layer, "state_loaded", None)
+        if callable(state_loaded):
+            state_loaded()
 
 
 def load_pretrained(layer: nn.Layer, path: str, prefix: str = "") -> None:

@@ -2,68 +2,16 @@
 from __future__ import annotations
 
 import copy
-import difflib
-import fnmatch
 import os
-import re
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import yaml
 
+from . import schema
+from .errors import ConfigError, nearest_names
 from .fileio import write_text_atomic
 
-__all__ = ["AttrDict", "ConfigError", "get_config", "override_config", "dump_config",
-           "OPTIONAL_KEYS"]
-
-
-class ConfigError(ValueError):
-    """A config file or an override that cannot be used, with the file and key named."""
-
-
-# Constructor arguments of ResNetSlowFast / SlowFastHead that have defaults. They are listed by
-# name (not ``MODEL.head.*``) so that a typo such as ``MODEL.head.num_clases`` is still caught.
-_BACKBONE_ARGS = ("alpha", "beta", "depth", "width_per_group", "fusion_kernel_sz",
-                  "fusion_conv_channel_ratio", "num_groups", "input_channel_num",
-                  "bn_norm_type", "bn_num_splits", "pretrained")
-_HEAD_ARGS = ("width_per_group", "alpha", "beta", "num_classes", "num_frames", "crop_size",
-              "dropout_rate", "multigrid_short", "fusion_conv_channel_ratio")
-
-_LR_ARGS = ("iter_step", "warmup_epochs", "warmup_start_lr", "cosine_base_lr", "max_epoch",
-            "step_base_lr", "lrs", "gamma", "steps")
-_DECODE_ARGS = ("num_frames", "sampling_rate", "default_sampling_rate", "target_fps",
-                "test_mode", "backend", "num_threads", "test_cache_mb")
-_DATASET_ARGS = ("num_retries", "num_ensemble_views", "num_spatial_crops", "test_mode",
-                 "data_prefix", "num_classes", "file_path")
-_MULTIGRID_ARGS = ("LONG_CYCLE", "SHORT_CYCLE", "EVAL_FREQ", "default_batch_size",
-                   "default_temporal_size", "default_crop_size", "epoch_factor", "bn_base_size",
-                   "long_cycle_sampling_rate", "long_cycle_factors", "short_cycle_factors")
-
-# Keys that a config may leave out; an override may add them. Patterns are dotted paths whose
-# segments use fnmatch syntax; a ``*`` segment matches exactly one segment (any name there is
-# then checked by the constructor it goes to). Everything else must already exist in the file to
-# be overridden, so a typo in ``-o`` is caught instead of silently adding an unused key.
-OPTIONAL_KEYS: Sequence[str] = (
-    "resume_epoch", "resume", "device", "to_static", "log_interval", "save_interval",
-    "val_interval", "output_dir", "model_name", "epochs", "seed", "log_level",
-    "bad_video_max_fraction", "skip_head", "label_file",
-    "GRADIENT_ACCUMULATION", "GRADIENT_ACCUMULATION.global_batch_size",
-    "PRECISEBN", "PRECISEBN.preciseBN_interval", "PRECISEBN.num_iters_preciseBN",
-    "INFERENCE", *(f"INFERENCE.{k}" for k in ("name", "num_frames", "alpha", "target_size")),
-    "MULTIGRID", *(f"MULTIGRID.{k}" for k in _MULTIGRID_ARGS),
-    *(f"DATASET.*.{k}" for k in _DATASET_ARGS),
-    "DATASET.batch_size", "DATASET.num_workers", "DATASET.valid_batch_size",
-    "DATASET.test_batch_size", "DATASET.use_shared_memory",
-    *(f"MODEL.backbone.{k}" for k in _BACKBONE_ARGS), *(f"MODEL.head.{k}" for k in _HEAD_ARGS),
-    "MODEL.loss", "MODEL.loss.name", "MODEL.loss.loss_weight",
-    "OPTIMIZER.momentum", "OPTIMIZER.use_nesterov", "OPTIMIZER.weight_decay",
-    "OPTIMIZER.weight_decay.name", "OPTIMIZER.weight_decay.value",
-    "OPTIMIZER.grad_clip", "OPTIMIZER.grad_clip.name", "OPTIMIZER.grad_clip.clip_norm",
-    *(f"OPTIMIZER.learning_rate.{k}" for k in _LR_ARGS),
-    *(f"METRIC.{k}" for k in ("num_ensemble_views", "num_spatial_crops", "num_classes",
-                              "num_cls", "log_interval")),
-    *(f"PIPELINE.*.decode_sampler.{k}" for k in _DECODE_ARGS),
-    "PIPELINE.*.transform.*.*.*",
-)
+__all__ = ["AttrDict", "ConfigError", "get_config", "override_config", "dump_config"]
 
 
 class AttrDict(dict):
@@ -121,29 +69,8 @@ def _load_yaml(path: str) -> Dict[str, Any]:
     return data
 
 
-def _is_optional(path: str) -> bool:
-    parts = path.split(".")
-    for pattern in OPTIONAL_KEYS:
-        segments = pattern.split(".")
-        if len(segments) == len(parts) and all(
-                fnmatch.fnmatchcase(part, segment) for part, segment in zip(parts, segments)):
-            return True
-    return False
-
-
-def _nearest_keys(key: str, choices: Iterable[Any]) -> List[str]:
-    names = [str(c) for c in choices]
-    close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
-    return close or names[:8]
-
-
-# YAML 1.1 reads exponent notation without a dot ("1e-4") as a string; PaddleVideo's configs
-# write weight decay that way, and users type learning rates that way on the command line.
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
-
-
 def _is_number_text(value: Any) -> bool:
-    return isinstance(value, str) and bool(_EXPONENT_FLOAT.match(value.strip()))
+    return schema.is_number_text(value)
 
 
 def _kind(value: Any) -> str:
@@ -199,8 +126,9 @@ def override_config(cfg: Dict[str, Any], overrides: Optional[Sequence[str]] = No
     """Apply ``["a.b.c=value", ...]`` to ``cfg`` in place and return it.
 
     Path parts that are integers index lists (``PIPELINE.train.transform.1.MultiCrop.target_size``).
-    A key missing from the file is an error unless it matches :data:`OPTIONAL_KEYS`; a value of a
-    different type than the one it replaces is an error (an int may replace a float).
+    A key missing from the file is an error unless the config schema knows it there (a plain key
+    of :data:`schema.SCHEMA` or an argument of the registered constructor that mapping names); a
+    value of a different type than the one it replaces is an error (an int may replace a float).
     """
     for item in overrides or []:
         key, value = _parse_override(item)
@@ -226,8 +154,8 @@ def override_config(cfg: Dict[str, Any], overrides: Optional[Sequence[str]] = No
                 raise ConfigError(f"{source}: override '{key}': '{'.'.join(parts[:depth])}' "
                                   f"is a {type(node).__name__}, not a mapping")
             if part not in node:
-                if not _is_optional(path):
-                    near = ", ".join(_nearest_keys(part, node.keys()))
+                if not schema.allowed_path(cfg, parts[: depth + 1]):
+                    near = ", ".join(nearest_names(part, node.keys()))
                     raise ConfigError(f"{source}: override '{key}': no key '{path}' in the "
                                       f"config. Nearest existing keys: {near}")
                 if last:
@@ -245,7 +173,8 @@ REQUIRED_SECTIONS = ("MODEL",)
 
 
 def check_config(cfg: Dict[str, Any], source: str) -> None:
-    """Fail early, naming the file and key, on a config that cannot build a model."""
+    """Fail early, naming the file and key, on a config that cannot build a model; then check
+    every key against the schema and fill the defaults of plain keys."""
     for section in REQUIRED_SECTIONS:
         if section not in cfg:
             raise ConfigError(f"{source}: missing required section '{section}'")
@@ -261,6 +190,7 @@ def check_config(cfg: Dict[str, Any], source: str) -> None:
             if not isinstance(step, dict) or len(step) != 1:
                 raise ConfigError(f"{source}: 'PIPELINE.{mode}.transform.{i}' must be a "
                                   f"single-key mapping {{Name: {{kwargs}}}}, got {step!r}")
+    schema.check_and_fill(cfg, source)
 
 
 def get_config(fname: str, overrides: Optional[Sequence[str]] = None,

@@ -3,7 +3,7 @@ import csv
 import numpy as np
 import pytest
 
-from paddlevideo.loader.eval_sampler import DistributedEvalBatchSampler
+from paddlevideo.loader.samplers import DistributedEvalBatchSampler
 from paddlevideo.metrics import MultiCropMetric, build_metric
 
 

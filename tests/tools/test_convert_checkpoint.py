@@ -16,8 +16,8 @@ import pytest
 from paddlevideo.modeling import build_model
 from paddlevideo.utils import get_config
 from paddlevideo.utils.checkpoint import load, load_weights, save
-from paddlevideo.utils.convert_slowfast import map_name
-from tests.utils.test_torch_format import write_caffe2_pickle, write_torch_zip
+from paddlevideo.convert.slowfast import map_name
+from tests.convert.test_torch_format import write_caffe2_pickle, write_torch_zip
 from tools.convert_checkpoint import main
 
 REPO = Path(__file__).resolve().parents[2]

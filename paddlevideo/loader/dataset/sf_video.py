@@ -1,7 +1,6 @@
 """``SFVideoDataset``: Kinetics-style video lists for SlowFast (PaddleVideo's dataset name)."""
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -13,8 +12,6 @@ from ..pipelines.random_state import pipeline_rng
 from ..registry import DATASETS
 from .bad_videos import BadVideoError, BadVideoLog
 from .list_file import read_video_list
-
-logger = logging.getLogger("paddlevideo")
 
 
 class SampleInfo(Sequence):
@@ -56,17 +53,16 @@ class SFVideoDataset(paddle.io.Dataset):
     A video that fails to decode in train/valid is recorded (see :meth:`bad_videos`) and replaced
     by a random other sample, up to ``num_retries`` attempts; in test mode it is an error naming
     the file. ``__getitem__`` also takes ``(index, short_cycle_idx)`` for multigrid short cycles.
-    Unknown keys from PaddleVideo configs (e.g. ``suffix``) are accepted and ignored.
+    The arguments are PaddleVideo's (its ``BaseDataset`` adds ``data_prefix`` and ``test_mode``);
+    any other key in ``DATASET.<mode>`` is a config error.
     """
 
     def __init__(self, file_path: str, pipeline: Callable[[Dict[str, Any]], Dict[str, Any]],
                  data_prefix: Optional[str] = None, test_mode: bool = False,
                  num_ensemble_views: int = 1, num_spatial_crops: int = 1, num_retries: int = 5,
                  num_classes: Optional[int] = None,
-                 num_samples_precise_bn: Optional[int] = None, **kwargs: Any) -> None:
+                 num_samples_precise_bn: Optional[int] = None) -> None:
         super().__init__()
-        if kwargs:
-            logger.debug("SFVideoDataset ignores config keys %s", sorted(kwargs))
         self.file_path, self.pipeline, self.data_prefix = file_path, pipeline, data_prefix
         self.test_mode, self.num_retries = test_mode, max(int(num_retries), 1)
         self.num_ensemble_views = int(num_ensemble_views) if test_mode else 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping
 
+from ...utils.config import ConfigError
 from ...utils.registry import build_from_config
 from ..registry import PIPELINES
 from .augmentations import (
@@ -25,14 +26,14 @@ def _build_step(entry: Any, where: str) -> Step:
     if callable(entry):
         return entry
     if not isinstance(entry, Mapping) or not entry:
-        raise ValueError(f"{where}: a pipeline step must be {{Name: {{kwargs}}}}, got {entry!r}")
+        raise ConfigError(f"{where}: a pipeline step must be {{Name: {{kwargs}}}}, got {entry!r}")
     if "name" in entry:
         return build_from_config(dict(entry), PIPELINES)
     if len(entry) != 1:
-        raise ValueError(f"{where}: one step per list item ({{Name: {{kwargs}}}}), got {entry!r}")
+        raise ConfigError(f"{where}: one step per list item ({{Name: {{kwargs}}}}), got {entry!r}")
     (name, kwargs), = entry.items()
     if kwargs is not None and not isinstance(kwargs, Mapping):
-        raise ValueError(f"{where}: arguments of '{name}' must be a mapping, got {kwargs!r}")
+        raise ConfigError(f"{where}: arguments of '{name}' must be a mapping, got {kwargs!r}")
     return build_from_config({"name": name, **(kwargs or {})}, PIPELINES)
 
 

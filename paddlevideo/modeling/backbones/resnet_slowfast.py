@@ -12,7 +12,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ...utils.multigrid.sub_batchnorm import SubBatchNorm3D
+from ..layers import SubBatchNorm3D
 from ..registry import BACKBONES
 
 # depth -> number of bottleneck blocks in res2..res5 (26: a shallow variant for small data)

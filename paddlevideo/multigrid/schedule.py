@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..config import ConfigError
+from ..utils.config import ConfigError
 
 __all__ = ["EpochShape", "LongCycleShape", "LRSettings", "MultigridSchedule",
            "MultigridSettings", "Phase", "build_multigrid_schedule", "long_cycle_shapes",

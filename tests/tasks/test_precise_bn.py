@@ -2,7 +2,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from paddlevideo.utils.precise_bn import do_preciseBN
+from paddlevideo.tasks.precise_bn import do_preciseBN
 
 
 class TwoBN(nn.Layer):

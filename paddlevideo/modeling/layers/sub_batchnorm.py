@@ -79,6 +79,10 @@ class SubBatchNorm3D(nn.Layer):
         paddle.assign(paddle.tile(self._mean, [self.num_splits]), self._split_mean)
         paddle.assign(paddle.tile(self._variance, [self.num_splits]), self._split_variance)
 
+    def state_loaded(self) -> None:
+        """Called by ``load_weights`` after new statistics were loaded."""
+        self.reset_split_stats()
+
 
 def aggregate_sub_bn_stats(model: nn.Layer) -> int:
     """Aggregate every :class:`SubBatchNorm3D` in ``model``; returns how many there were."""

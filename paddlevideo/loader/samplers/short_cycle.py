@@ -17,7 +17,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import paddle
 
-from .schedule import EpochShape
+from ...multigrid.schedule import EpochShape
 
 __all__ = ["ShortCycleBatchSampler"]
 

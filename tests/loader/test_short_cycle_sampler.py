@@ -4,7 +4,8 @@ from collections import Counter
 import pytest
 
 from paddlevideo.utils.config import get_config
-from paddlevideo.utils.multigrid import ShortCycleBatchSampler, build_multigrid_schedule
+from paddlevideo.loader.samplers import ShortCycleBatchSampler
+from paddlevideo.multigrid import build_multigrid_schedule
 
 SIZES = [8, 4, 2]
 

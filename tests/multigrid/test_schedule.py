@@ -4,8 +4,8 @@ import copy
 import pytest
 
 from paddlevideo.utils.config import ConfigError, get_config
-from paddlevideo.utils.multigrid import build_multigrid_schedule
-from paddlevideo.utils.multigrid.schedule import (
+from paddlevideo.multigrid import build_multigrid_schedule
+from paddlevideo.multigrid.schedule import (
     long_cycle_shapes,
     read_multigrid_settings,
     short_cycle_batch_factors,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Iterator, List, Optional
 
-from ..utils.dist import get_rank, get_world_size
+from ...utils.dist import get_rank, get_world_size
 
 
 class DistributedEvalBatchSampler:

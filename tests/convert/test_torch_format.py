@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from paddlevideo.utils.torch_format import (
+from paddlevideo.convert.torch_format import (
     LazyTensor,
     OpaqueObject,
     TorchFormatError,

@@ -6,7 +6,7 @@ import pytest
 
 from paddlevideo.modeling.builder import build_model
 from paddlevideo.utils.config import get_config
-from paddlevideo.utils.multigrid import SubBatchNorm3D, aggregate_sub_bn_stats, reset_sub_bn_stats
+from paddlevideo.modeling.layers import SubBatchNorm3D, aggregate_sub_bn_stats, reset_sub_bn_stats
 
 C, K = 3, 4
 

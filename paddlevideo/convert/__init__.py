@@ -1,0 +1,1 @@
+"""PyTorch checkpoints (PySlowFast, PyTorchVideo) read without PyTorch and renamed to ours."""

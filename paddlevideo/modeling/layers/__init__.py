@@ -1,0 +1,4 @@
+"""Layers the backbones are built from that Paddle does not provide."""
+from .sub_batchnorm import SubBatchNorm3D, aggregate_sub_bn_stats, reset_sub_bn_stats
+
+__all__ = ["SubBatchNorm3D", "aggregate_sub_bn_stats", "reset_sub_bn_stats"]
