@@ -70,7 +70,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         test_model(cfg, weights=args.weights, parallel=True)
     elif args.multigrid:
-        from paddlevideo.tasks.train_multigrid import train_model_multigrid
+        from paddlevideo.tasks import train_model_multigrid
 
         if args.fleet:
             print("--fleet is not supported with --multigrid (its phases rebuild the model); "

@@ -39,11 +39,11 @@ def _count(names: List[str], what: str) -> str:
 
 
 def convert(args: argparse.Namespace) -> int:
+    from paddlevideo.convert.slowfast import convert_state_dict, select_state_dict
+    from paddlevideo.convert.torch_format import read_checkpoint
     from paddlevideo.modeling import build_model
     from paddlevideo.utils import get_config
     from paddlevideo.utils.checkpoint import save
-    from paddlevideo.convert.slowfast import convert_state_dict, select_state_dict
-    from paddlevideo.convert.torch_format import read_checkpoint
 
     if os.path.abspath(args.source) == os.path.abspath(args.output):
         raise ValueError("the output path must differ from the source checkpoint")
@@ -83,9 +83,9 @@ def convert(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
-    from paddlevideo.utils.config import ConfigError
     from paddlevideo.convert.slowfast import ConversionError
     from paddlevideo.convert.torch_format import TorchFormatError
+    from paddlevideo.utils.config import ConfigError
 
     try:
         return convert(args)

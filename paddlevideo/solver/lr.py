@@ -11,8 +11,11 @@ from typing import Any, Dict, Sequence
 from paddle.optimizer.lr import LRScheduler
 
 from ..utils.config import to_plain
-from ..utils.registry import build_from_config
+from ..utils.logger import get_logger
+from ..utils.registry import accepted_arguments, build_from_config
 from .registry import LRS
+
+logger = get_logger()
 
 
 def _warmup(epoch: float, warmup_epochs: float, warmup_start_lr: float,
@@ -108,5 +111,18 @@ class CustomWarmupPiecewiseDecay(_EpochScheduler):
 
 def build_lr(cfg: Dict[str, Any], num_iters: int) -> LRScheduler:
     """Build ``OPTIMIZER.learning_rate`` (a registered schedule) for ``num_iters`` iterations per
-    epoch; an unknown name is a ``ConfigError`` listing the registered schedules."""
-    return build_from_config(to_plain(cfg), LRS, num_iters=num_iters)
+    epoch; an unknown name is a ``ConfigError`` listing the registered schedules.
+
+    Arguments of another registered schedule (left over after ``-o ...learning_rate.name=X``)
+    are dropped with a warning; anything else unknown is an error.
+    """
+    kwargs = to_plain(cfg)
+    schedule = LRS.get(kwargs.get("name"))
+    accepted = accepted_arguments(schedule) or {}
+    others = {n for entry in LRS for n in (accepted_arguments(LRS.get(entry)) or {})}
+    unused = sorted(k for k in kwargs if k != "name" and k not in accepted and k in others)
+    if unused:
+        logger.warning("OPTIMIZER.learning_rate: %s does not use %s", kwargs["name"],
+                       ", ".join(unused))
+    kwargs = {k: v for k, v in kwargs.items() if k not in unused}
+    return build_from_config(kwargs, LRS, num_iters=num_iters)

@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional
 import paddle
 import paddle.nn as nn
 
+from ..modeling.layers import aggregate_sub_bn_stats
 from ..utils.checkpoint import (
     CheckpointError,
     checkpoint_paths,
@@ -16,7 +17,6 @@ from ..utils.checkpoint import (
     save,
 )
 from ..utils.logger import get_logger
-from ..modeling.layers import aggregate_sub_bn_stats
 
 logger = get_logger()
 

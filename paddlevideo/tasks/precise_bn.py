@@ -11,9 +11,9 @@ from typing import Iterable, List
 import paddle
 import paddle.nn as nn
 
+from ..modeling.layers import SubBatchNorm3D
 from ..utils.dist import all_reduce_mean_
 from ..utils.logger import get_logger
-from ..modeling.layers import SubBatchNorm3D
 
 logger = get_logger()
 _BN_TYPES = (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn.BatchNorm, SubBatchNorm3D)

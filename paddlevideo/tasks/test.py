@@ -12,11 +12,12 @@ from ..inference.labels import LabelMapError, read_label_map
 from ..metrics import build_metric
 from ..modeling import build_model
 from ..utils.checkpoint import CheckpointError, load_weights
+from ..utils.config import check_config
 from ..utils.dist import get_rank, init_distributed
 from ..utils.fileio import write_text_atomic
 from ..utils.logger import get_logger, setup_logger
+from .data import build_eval_loader, output_dir_of
 from .progress import progress
-from .train import build_eval_loader, output_dir_of
 
 logger = get_logger()
 
@@ -58,17 +59,18 @@ def test_model(cfg: Dict[str, Any], weights: Optional[str],
                parallel: bool = True) -> Dict[str, float]:
     """Test ``weights`` on ``DATASET.test``; writes ``test_predictions.csv`` and
     ``test_per_class_accuracy.csv`` into the output folder; returns top-1/top-5."""
+    check_config(cfg, "<config>")
     if parallel:
         init_distributed()
     rank = get_rank() if parallel else 0
     out_dir = output_dir_of(cfg)
-    setup_logger(out_dir, rank, cfg.get("log_level", "INFO"), filename="test.log")
+    setup_logger(out_dir, rank, cfg["log_level"], filename="test.log")
     if not weights:
         raise CheckpointError("--test needs the weights to test: -w path/to/model.pdparams")
     model = build_model(cfg["MODEL"])
     load_weights(model, weights)
     model.eval()
-    batch_size = cfg["DATASET"].get("test_batch_size", cfg["DATASET"].get("batch_size", 1))
+    batch_size = cfg["DATASET"]["test_batch_size"] or cfg["DATASET"]["batch_size"]
     dataset, loader = build_eval_loader(cfg, "test", batch_size)
     metric = build_metric(_metric_config(cfg, dataset), data_size=len(dataset),
                           batch_size=batch_size)
@@ -86,7 +88,7 @@ def test_model(cfg: Dict[str, Any], weights: Optional[str],
         metric.write_predictions(os.path.join(out_dir, "test_predictions.csv"), names)
         _write_per_class(os.path.join(out_dir, "test_per_class_accuracy.csv"),
                          metric.per_class_accuracy(),
-                         read_label_names(cfg.get("label_file")))
+                         read_label_names(cfg["label_file"]))
         logger.info("Predictions written to %s", os.path.join(out_dir, "test_predictions.csv"))
     return results
 

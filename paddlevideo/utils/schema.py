@@ -85,6 +85,9 @@ class Built:
     injected: Tuple[str, ...] = ()
     children: Mapping[str, Node] = field(default_factory=dict)
     default_name: Optional[str] = None
+    # accept the arguments of every entry of the registry (the builder drops, with a warning,
+    # those the named one does not take), so that ``-o ...name=Other`` can switch entries
+    any_entry_args: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ SCHEMA = Table({
     "PIPELINE": Table({"train": _PIPELINE_MODE, "valid": _PIPELINE_MODE,
                        "test": _PIPELINE_MODE}),
     "OPTIMIZER": Built("optimizer", default_name="Momentum", injected=("parameters",), children={
-        "learning_rate": Built("lr", injected=("num_iters",)),
+        "learning_rate": Built("lr", injected=("num_iters",), any_entry_args=True),
         "weight_decay": Table({"name": Value("L2", "str", choices=("L1", "L2")),
                                "value": Value(0.0, "number", minimum=0)}, scalar_ok=True),
         "grad_clip": Table({"name": Value("ClipGradByGlobalNorm", "str"),
@@ -170,10 +173,16 @@ def allowed_keys(node: Node, cfg: Any) -> Optional[List[str]]:
         constructor = _constructor(node, cfg)
         if constructor is None:
             return None
-        accepted = accepted_arguments(constructor)
-        if accepted is None:
-            return None
-        return [node.key] + [name for name in accepted if name not in node.injected]
+        registry = Registry.named(node.registry)
+        constructors = [registry.get(n) for n in registry] if node.any_entry_args else [
+            constructor]
+        names = [node.key]
+        for entry in constructors:
+            accepted = accepted_arguments(entry)
+            if accepted is None:
+                return None
+            names += [n for n in accepted if n not in node.injected and n not in names]
+        return names
     return []
 
 

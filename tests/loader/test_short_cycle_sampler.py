@@ -3,9 +3,9 @@ from collections import Counter
 
 import pytest
 
-from paddlevideo.utils.config import get_config
 from paddlevideo.loader.samplers import ShortCycleBatchSampler
 from paddlevideo.multigrid import build_multigrid_schedule
+from paddlevideo.utils.config import get_config
 
 SIZES = [8, 4, 2]
 

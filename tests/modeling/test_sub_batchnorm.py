@@ -5,8 +5,8 @@ import paddle.nn as nn
 import pytest
 
 from paddlevideo.modeling.builder import build_model
-from paddlevideo.utils.config import get_config
 from paddlevideo.modeling.layers import SubBatchNorm3D, aggregate_sub_bn_stats, reset_sub_bn_stats
+from paddlevideo.utils.config import get_config
 
 C, K = 3, 4
 

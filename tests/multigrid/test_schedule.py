@@ -3,7 +3,6 @@ import copy
 
 import pytest
 
-from paddlevideo.utils.config import ConfigError, get_config
 from paddlevideo.multigrid import build_multigrid_schedule
 from paddlevideo.multigrid.schedule import (
     long_cycle_shapes,
@@ -11,6 +10,7 @@ from paddlevideo.multigrid.schedule import (
     short_cycle_batch_factors,
     sub_bn_splits,
 )
+from paddlevideo.utils.config import ConfigError, get_config
 
 CONFIG = "configs/recognition/slowfast/slowfast_multigrid.yaml"
 

@@ -13,10 +13,10 @@ import numpy as np
 import paddle
 import pytest
 
+from paddlevideo.convert.slowfast import map_name
 from paddlevideo.modeling import build_model
 from paddlevideo.utils import get_config
 from paddlevideo.utils.checkpoint import load, load_weights, save
-from paddlevideo.convert.slowfast import map_name
 from tests.convert.test_torch_format import write_caffe2_pickle, write_torch_zip
 from tools.convert_checkpoint import main
 

@@ -115,7 +115,8 @@ def test_list_index_override(cfg_path):
 
 def test_list_value_override_parsed_as_list(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("MODEL:\n  framework: Recognizer3D\nMULTIGRID:\n  short_cycle_factors: [1, 2]\n")
+    path.write_text("MODEL:\n  framework: Recognizer3D\n"
+                    "MULTIGRID:\n  short_cycle_factors: [1, 2]\n")
     cfg = get_config(str(path), overrides=["MULTIGRID.short_cycle_factors=[3, 4, 5]"])
     assert cfg.MULTIGRID.short_cycle_factors == [3, 4, 5]
 

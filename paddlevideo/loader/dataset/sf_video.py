@@ -53,15 +53,17 @@ class SFVideoDataset(paddle.io.Dataset):
     A video that fails to decode in train/valid is recorded (see :meth:`bad_videos`) and replaced
     by a random other sample, up to ``num_retries`` attempts; in test mode it is an error naming
     the file. ``__getitem__`` also takes ``(index, short_cycle_idx)`` for multigrid short cycles.
-    The arguments are PaddleVideo's (its ``BaseDataset`` adds ``data_prefix`` and ``test_mode``);
-    any other key in ``DATASET.<mode>`` is a config error.
+    The arguments are PaddleVideo's (its ``BaseDataset`` adds ``data_prefix`` and ``test_mode``;
+    ``suffix``, a frame-file extension of its frame-folder datasets, is accepted and has no
+    use for video files); any other key in ``DATASET.<mode>`` is a config error.
     """
 
     def __init__(self, file_path: str, pipeline: Callable[[Dict[str, Any]], Dict[str, Any]],
                  data_prefix: Optional[str] = None, test_mode: bool = False,
                  num_ensemble_views: int = 1, num_spatial_crops: int = 1, num_retries: int = 5,
                  num_classes: Optional[int] = None,
-                 num_samples_precise_bn: Optional[int] = None) -> None:
+                 num_samples_precise_bn: Optional[int] = None,
+                 suffix: Optional[str] = None) -> None:
         super().__init__()
         self.file_path, self.pipeline, self.data_prefix = file_path, pipeline, data_prefix
         self.test_mode, self.num_retries = test_mode, max(int(num_retries), 1)
