@@ -57,14 +57,20 @@ def select_device(requested: Optional[str]) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    from paddlevideo.utils.config import ConfigError, get_config
+    from paddlevideo.utils.config import ConfigError
 
     try:
-        cfg = get_config(args.config, overrides=args.override)
-    except ConfigError as err:
+        return run(args)
+    except ConfigError as err:  # every config mistake, at any depth: one line, exit 2
         print(f"Config error: {err}", file=sys.stderr)
         return 2
-    select_device(cfg.get("device"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from paddlevideo.utils.config import get_config
+
+    cfg = get_config(args.config, overrides=args.override)
+    select_device(cfg["device"])
     if args.test:
         from paddlevideo.tasks import test_model
 

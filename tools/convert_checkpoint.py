@@ -89,7 +89,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         return convert(args)
-    except (ConversionError, TorchFormatError, ConfigError, ValueError) as err:
+    except ConfigError as err:
+        print(f"Config error: {err}", file=sys.stderr)
+        return 2
+    except (ConversionError, TorchFormatError, ValueError) as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
 

@@ -22,7 +22,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="trained weights (.pdparams)")
     parser.add_argument("-o", "--output_path", default="./inference", help="output folder")
     parser.add_argument("--save_name", default=None,
-                        help="file name stem (default: the config's model_name, or SlowFast)")
+                        help="file name stem (default: the config's model_name)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. --override INFERENCE.target_size=224")
     parser.add_argument("--format", choices=FORMATS, default="pdmodel",
@@ -44,6 +44,16 @@ def main(argv=None) -> int:
     # Paddle warns at import about a compiler cache that only matters for custom C++ ops.
     warnings.filterwarnings("ignore", message="No ccache found")
 
+    from paddlevideo.utils.config import ConfigError
+
+    try:
+        return export(args)
+    except ConfigError as err:
+        print(f"Config error: {err}", file=sys.stderr)
+        return 2
+
+
+def export(args: argparse.Namespace) -> int:
     from paddlevideo.inference.export import (
         compare_with_dynamic,
         export_inference_model,
@@ -54,7 +64,7 @@ def main(argv=None) -> int:
     from paddlevideo.utils.checkpoint import CheckpointError, load_weights
 
     cfg = get_config(args.config, overrides=args.override)
-    save_name = args.save_name or cfg.get("model_name") or "SlowFast"
+    save_name = args.save_name or cfg["model_name"]
     if cfg.MODEL.backbone.get("pretrained"):
         cfg.MODEL.backbone.pretrained = ""  # the full weights below replace it
     shapes = input_shapes_from_config(cfg)

@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .export import INPUT_NAMES
+from .names import INPUT_NAMES
 
 PRECISIONS = ("fp32", "fp16", "int8")
 

@@ -13,8 +13,9 @@ import paddle
 import paddle.nn as nn
 from paddle.static import InputSpec
 
+from .names import INPUT_NAMES
+
 FORMATS = ("pdmodel", "json", "onnx")
-INPUT_NAMES = ("slow_input", "fast_input")
 ONNX_OPSET = 11
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..utils.config import ConfigError
+from ..utils.schema import section_defaults
 
 __all__ = ["EpochShape", "LongCycleShape", "LRSettings", "MultigridSchedule",
            "MultigridSettings", "Phase", "build_multigrid_schedule", "long_cycle_shapes",
@@ -359,8 +360,6 @@ def format_schedule_table(schedule: MultigridSchedule) -> str:
 
 # ---------------------------------------------------------------- reading the config
 
-_DEFAULT_LONG_CYCLE_FACTORS = ((0.25, 0.5 ** 0.5), (0.5, 0.5 ** 0.5), (0.5, 1.0), (1.0, 1.0))
-_DEFAULT_SHORT_CYCLE_FACTORS = (0.5, 0.5 ** 0.5)
 
 
 def _section(cfg: Any, key: str) -> Dict[str, Any]:
@@ -426,22 +425,23 @@ def _base_shape(cfg: Any, mg: Dict[str, Any]) -> Tuple[int, int, int, int, int]:
 
 def read_multigrid_settings(cfg: Any) -> MultigridSettings:
     """Resolve ``cfg.MULTIGRID`` against the batch size, decode sampler, crop, LR and epochs."""
-    mg = _section(cfg, "MULTIGRID")
+    mg = {**section_defaults("MULTIGRID"), **_section(cfg, "MULTIGRID")}
     batch, frames, crop, rate, min_size = _base_shape(cfg, mg)
     epochs = int(cfg.get("epochs", 0) or 0)
     lr = _read_lr_settings(cfg, epochs)
     epochs = epochs or lr.max_epoch
     settings = MultigridSettings(
-        long_cycle=bool(mg.get("LONG_CYCLE", False)),
-        short_cycle=bool(mg.get("SHORT_CYCLE", False)),
-        eval_freq=int(mg.get("EVAL_FREQ", 3)), batch_size=batch, num_frames=frames,
+        long_cycle=bool(mg["LONG_CYCLE"]),
+        short_cycle=bool(mg["SHORT_CYCLE"]),
+        eval_freq=int(mg["EVAL_FREQ"]), batch_size=batch, num_frames=frames,
         crop_size=crop, sampling_rate=rate, min_size=min_size,
-        epoch_factor=float(mg.get("epoch_factor", 1.5)),
-        bn_base_size=int(mg.get("bn_base_size", 8)),
+        epoch_factor=float(mg["epoch_factor"]),
+        bn_base_size=int(mg["bn_base_size"]),
         long_cycle_factors=_parse_long_cycle_factors(
-            mg.get("long_cycle_factors") or _DEFAULT_LONG_CYCLE_FACTORS),
+            mg["long_cycle_factors"] or section_defaults("MULTIGRID")["long_cycle_factors"]),
         short_cycle_factors=tuple(float(f) for f in
-                                  mg.get("short_cycle_factors") or _DEFAULT_SHORT_CYCLE_FACTORS),
+                                  mg["short_cycle_factors"]
+                                  or section_defaults("MULTIGRID")["short_cycle_factors"]),
         epochs=epochs, val_interval=int(cfg.get("val_interval", 1) or 1), lr=lr)
     if settings.long_cycle and len(lr.steps) < 2:
         raise ConfigError("MULTIGRID.LONG_CYCLE needs a piecewise LR: "

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Optional
 
-import paddle
 import paddle.nn as nn
 
 from ..modeling.layers import aggregate_sub_bn_stats
@@ -103,8 +102,3 @@ def load_training_checkpoint(output_dir: str, model_name: str, epoch: int, model
     load_optimizer_state(optimizer, unwrap(model), state["optimizer"])
     logger.info("Resumed from %s (epoch %d)", paths["model"], epoch)
     return state
-
-
-def to_numpy_state(state: Dict[str, Any]) -> Dict[str, Any]:
-    """Tensors → NumPy so a state dict can be compared or pickled."""
-    return {k: v.numpy() if isinstance(v, paddle.Tensor) else v for k, v in state.items()}

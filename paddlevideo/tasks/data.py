@@ -10,7 +10,7 @@ from ..loader.samplers import DistributedEvalBatchSampler
 
 def output_dir_of(cfg: Dict[str, Any]) -> str:
     """``output_dir``, else ``output/<model_name>`` (PaddleVideo's default)."""
-    return cfg.get("output_dir") or os.path.join("output", cfg.get("model_name") or "model")
+    return cfg["output_dir"] or os.path.join("output", cfg["model_name"])
 
 
 def dataset_sections(cfg: Dict[str, Any], mode: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:

@@ -45,8 +45,11 @@ class PlainPlan:
         return done % self.cfg["val_interval"] == 0 or done == self.total_epochs
 
     def is_precise_bn_epoch(self, epoch: int) -> bool:
-        interval = (self.cfg.get("PRECISEBN") or {}).get("preciseBN_interval", 1)
-        return (epoch + 1) % interval == 0 or epoch + 1 == self.total_epochs
+        precise = self.cfg.get("PRECISEBN")  # an optional section: absent, no precise BN
+        if not precise:
+            return False
+        done = epoch + 1
+        return done % precise["preciseBN_interval"] == 0 or done == self.total_epochs
 
     def describe_stage(self, epoch: int) -> Optional[str]:
         return None

@@ -18,10 +18,6 @@ def get_world_size() -> int:
     return int(paddle.distributed.ParallelEnv().world_size)
 
 
-def is_main_process() -> bool:
-    return get_rank() == 0
-
-
 def init_distributed() -> int:
     """Initialise the process group when launched with several processes; return world size."""
     world = int(paddle.distributed.ParallelEnv().world_size)
@@ -54,17 +50,3 @@ def all_reduce_mean_(tensor: paddle.Tensor) -> None:
         return
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     paddle.assign(tensor / get_world_size(), tensor)
-
-
-def barrier() -> None:
-    if get_world_size() > 1 and dist.is_initialized():
-        dist.barrier()
-
-
-def broadcast_object(obj: Any) -> Any:
-    """Rank 0's ``obj`` on every process."""
-    if get_world_size() == 1 or not dist.is_initialized():
-        return obj
-    objects = [obj]
-    dist.broadcast_object_list(objects, src=0)
-    return objects[0]

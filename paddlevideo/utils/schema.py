@@ -135,7 +135,9 @@ SCHEMA = Table({
         "epoch_factor": Value(1.5, "number", minimum=0),
         "bn_base_size": Value(8, "int", minimum=1),
         "long_cycle_sampling_rate": Value(0, "int", minimum=0),
-        "long_cycle_factors": Value(None, "list"), "short_cycle_factors": Value(None, "list")}),
+        "long_cycle_factors": Value([[0.25, 0.5 ** 0.5], [0.5, 0.5 ** 0.5], [0.5, 1.0],
+                                     [1.0, 1.0]], "list"),
+        "short_cycle_factors": Value([0.5, 0.5 ** 0.5], "list")}),
     "GRADIENT_ACCUMULATION": Table({"global_batch_size": Value(None, "int", minimum=1)}),
     "model_name": Value("model", "str"),
     "output_dir": Value(None, "str"),
@@ -153,6 +155,14 @@ SCHEMA = Table({
     "skip_head": Value(False, "bool"),
     "label_file": Value(None, "str"),
 })
+
+
+def section_defaults(name: str) -> Dict[str, Any]:
+    """The defaults of a plain top-level section (e.g. ``MULTIGRID``), for code that must work
+    when the config leaves the section out."""
+    node = SCHEMA.keys[name]
+    assert isinstance(node, Table), name
+    return {key: sub.default for key, sub in node.keys.items() if isinstance(sub, Value)}
 
 
 def _constructor(node: Built, cfg: Any) -> Any:

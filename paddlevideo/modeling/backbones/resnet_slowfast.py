@@ -201,9 +201,6 @@ class ResNetSlowFast(nn.Layer):
                 dim_in = [dim_out[0] + dim_out[1] * ratio, dim_out[1]]
         self.out_channels = [32 * w, 32 * w // beta]
 
-    def init_weights(self) -> None:
-        """Weights are initialised at construction; loading ``pretrained`` is the builder's job."""
-
     def forward(self, inputs: List[paddle.Tensor]) -> List[paddle.Tensor]:
         x = self.s1_fuse(self.s1(list(inputs)))
         for stage in (2, 3, 4):

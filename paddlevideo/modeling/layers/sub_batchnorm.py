@@ -48,15 +48,15 @@ class SubBatchNorm3D(nn.Layer):
             return F.batch_norm(x, self._mean, self._variance, self.weight, self.bias,
                                training=False, momentum=self._momentum, epsilon=self._epsilon,
                                data_format="NCDHW")
-        n, c, t, h, w = x.shape
-        k = self.num_splits
-        if n % k:
+        n, k, c = x.shape[0], self.num_splits, self.num_features
+        if isinstance(n, int) and n >= 0 and n % k:  # a static program checks nothing here
             raise ValueError(f"SubBatchNorm3D: batch size {n} is not divisible by "
                              f"num_splits {k}")
-        x = paddle.reshape(x, [n // k, c * k, t, h, w])
+        # 0 keeps a dimension as it is, so T, H, W (and N) may be unknown in a static program
+        x = paddle.reshape(x, [-1, c * k, 0, 0, 0])
         x = F.batch_norm(x, self._split_mean, self._split_variance, None, None, training=True,
                          momentum=self._momentum, epsilon=self._epsilon, data_format="NCDHW")
-        x = paddle.reshape(x, [n, c, t, h, w])
+        x = paddle.reshape(x, [-1, c, 0, 0, 0])
         return x * self.weight.reshape([1, c, 1, 1, 1]) + self.bias.reshape([1, c, 1, 1, 1])
 
     @paddle.no_grad()
