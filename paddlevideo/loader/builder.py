@@ -34,69 +34,106 @@ def _rank_and_world() -> Tuple[int, int]:
     return paddle.distributed.get_rank(), max(paddle.distributed.get_world_size(), 1)
 
 
-class _WorkerSeeder:
-    """``worker_init_fn`` that seeds a worker's pipeline stream from (seed, epoch, rank, id).
+class _SeededItems:
+    """The data set as the loader reads it: item ``(key, sample_seed)`` seeds the pipeline stream
+    from ``sample_seed``, then returns ``dataset[key]``. Every sample's random choices therefore
+    depend on its seed alone, not on the worker that reads it or the samples read before."""
 
-    Workers are started per epoch (or pickled at start), so they see the epoch current then.
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: Tuple[Any, Tuple[int, ...]]) -> Any:
+        key, sample_seed = item
+        seed_pipeline_rng(sample_seed)
+        return self.dataset[key]
+
+
+class _SeededBatches:
+    """The batch sampler as the loader reads it: each batch's keys paired with their seeds.
+
+    A sample's seed is ``(seed, epoch, id)`` where the sampler gives ids (``sample_ids(i)`` of
+    :class:`GlobalBatchSampler`: the same on every topology), else ``(seed, epoch, rank, i, j)``
+    for item ``j`` of batch ``i``. The first ``loader.start_batch`` batches are skipped without
+    being read, with the same seeds for the rest, so a resumed epoch draws what it would have.
     """
 
-    def __init__(self, seed: int, rank: int) -> None:
-        self.seed, self.rank, self.epoch = int(seed), int(rank), 0
+    def __init__(self, loader: VideoDataLoader) -> None:
+        self.loader = loader
 
-    def __call__(self, worker_id: int) -> None:
-        seed_pipeline_rng((self.seed, self.epoch, self.rank, int(worker_id)))
+    def __iter__(self) -> Iterator[List[Tuple[Any, Tuple[int, ...]]]]:
+        # the epoch and start are read now, when the pass begins, not at the first batch
+        loader = self.loader
+        return self._batches(loader.batch_sampler, loader.start_batch,
+                             (loader.seed, loader.epoch), loader.rank)
+
+    @staticmethod
+    def _batches(sampler: Any, start: int, base: Tuple[int, int], rank: int
+                 ) -> Iterator[List[Tuple[Any, Tuple[int, ...]]]]:
+        ids = getattr(sampler, "sample_ids", None)
+        for i, batch in enumerate(sampler):
+            if i < start:
+                continue
+            keys = ids(i) if ids else [(rank, i, j) for j in range(len(batch))]
+            yield [(item, base + (tuple(k) if isinstance(k, tuple) else (int(k),)))
+                   for item, k in zip(batch, keys)]
+
+    def __len__(self) -> int:
+        return max(len(self.loader.batch_sampler) - self.loader.start_batch, 0)
 
 
 class VideoDataLoader:
-    """A ``paddle.io.DataLoader`` over a distributed batch sampler with seeded workers.
+    """A ``paddle.io.DataLoader`` over a batch sampler with per-sample seeded augmentations.
 
     Iterating yields lists of paddle Tensors (``[slow, fast, label]``, plus the sample index in
     test mode). Each iteration is one epoch; :meth:`set_epoch` picks the epoch explicitly,
-    otherwise it advances by one per iteration. The epoch reshuffles the batch sampler and
-    re-seeds every worker (``num_workers=0``: the main process) from ``(seed, epoch, rank,
-    worker_id)``.
+    otherwise it advances by one per iteration. The epoch reshuffles the batch sampler and changes
+    every sample's seed (see :class:`_SeededBatches`). :meth:`start_at` makes the next pass begin
+    at a later batch (resuming inside an epoch).
     """
 
     def __init__(self, dataset: Any, batch_sampler: Any, num_workers: int, places: Any,
                  seed: int, use_shared_memory: bool, **kwargs: Any) -> None:
         self.dataset, self.batch_sampler, self.num_workers = dataset, batch_sampler, num_workers
-        self._seeder = _WorkerSeeder(seed, _rank_and_world()[0])
-        self._loader = DataLoader(dataset, batch_sampler=batch_sampler, places=places,
-                                  num_workers=num_workers, use_shared_memory=use_shared_memory,
-                                  return_list=True, worker_init_fn=self._seeder, **kwargs)
-
-    @property
-    def epoch(self) -> int:
-        return self._seeder.epoch
+        self.seed, self.rank, self.epoch, self.start_batch = int(seed), _rank_and_world()[0], 0, 0
+        self._loader = DataLoader(_SeededItems(dataset), batch_sampler=_SeededBatches(self),
+                                  places=places, num_workers=num_workers,
+                                  use_shared_memory=use_shared_memory, return_list=True,
+                                  **kwargs)
 
     def set_epoch(self, epoch: int) -> None:
-        self._seeder.epoch = int(epoch)
+        self.epoch = int(epoch)
         if hasattr(self.batch_sampler, "set_epoch"):
             # the batch samplers shuffle with a generator seeded by their epoch alone; offsetting
             # it by the seed makes --seed change the data order too
-            self.batch_sampler.set_epoch((self._seeder.seed * 1000 + int(epoch)) % 2**31)
+            self.batch_sampler.set_epoch((self.seed * 1000 + int(epoch)) % 2**31)
+
+    def start_at(self, batch: int) -> None:
+        """Begin the next pass at batch ``batch`` of the epoch (0: the whole epoch)."""
+        self.start_batch = int(batch)
 
     def __len__(self) -> int:
-        return len(self._loader)
+        return len(self.batch_sampler)
 
     def __iter__(self) -> Iterator[List[paddle.Tensor]]:
         if self.num_workers == 0:
-            self._seeder(0)
-            iterator = self._iter_in_process()
+            iterator = self._iter_in_process(iter(_SeededBatches(self)))
         else:
-            # created here, not lazily, so the workers start with this epoch's seeds
+            # created here, not lazily, so the workers see this epoch's sampler and seeds
             iterator = _name_worker_failures(iter(self._loader))
-        # The next pass is the next epoch unless set_epoch says otherwise (the batch sampler
-        # advances its own epoch the same way).
-        self._seeder.epoch += 1
+        # The next pass is the next epoch unless set_epoch says otherwise, and whole.
+        self.epoch += 1
+        self.start_batch = 0
         return iterator
 
-
-    def _iter_in_process(self) -> Iterator[List[paddle.Tensor]]:
+    def _iter_in_process(self, batches: Iterator[List[Any]]) -> Iterator[List[paddle.Tensor]]:
         """Batches read in this process. Paddle's single-process reader runs the dataset in a
         thread whose exceptions leave the reader blocked; here they reach the caller as raised."""
-        for indices in self.batch_sampler:
-            samples = [self.dataset[i] for i in indices]
+        items = _SeededItems(self.dataset)
+        for batch in batches:
+            samples = [items[item] for item in batch]
             yield [paddle.to_tensor(np.stack(field)) for field in zip(*samples)]
 
 

@@ -5,7 +5,7 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 from ..loader import build_dataloader, build_dataset
-from ..loader.samplers import DistributedEvalBatchSampler
+from ..loader.samplers import DistributedEvalBatchSampler, GlobalBatchSampler
 
 
 def output_dir_of(cfg: Dict[str, Any]) -> str:
@@ -34,11 +34,16 @@ def build_eval_loader(cfg: Dict[str, Any], mode: str, batch_size: int):
     return dataset, loader
 
 
-def build_train_loader(cfg: Dict[str, Any], batch_sampler: Optional[Any] = None):
-    """``(dataset, loader)`` over ``DATASET.train``: this process's shuffled shard in full
-    batches, or the batches of ``batch_sampler`` (multigrid's short cycle)."""
+def build_train_loader(cfg: Dict[str, Any], batch_sampler: Optional[Any] = None,
+                       accumulation: int = 1):
+    """``(dataset, loader)`` over ``DATASET.train``: this process's micro-batches of each global
+    batch (:class:`GlobalBatchSampler`, the same samples per update on any topology), or the
+    batches of ``batch_sampler(dataset)`` (multigrid's short cycle)."""
     dataset = build_dataset(dataset_sections(cfg, "train"))
-    sampler = batch_sampler(dataset) if callable(batch_sampler) else batch_sampler
+    if batch_sampler is None:
+        sampler = GlobalBatchSampler(dataset, cfg["DATASET"]["batch_size"], accumulation)
+    else:
+        sampler = batch_sampler(dataset)
     loader = build_dataloader(dataset, cfg["DATASET"]["batch_size"],
                               cfg["DATASET"]["num_workers"], shuffle=True, drop_last=True,
                               batch_sampler=sampler, seed=cfg["seed"])

@@ -12,10 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, Optional
 
-from paddle.io import DistributedBatchSampler
-
 from ..loader import build_dataloader
-from ..loader.samplers import ShortCycleBatchSampler
+from ..loader.samplers import GlobalBatchSampler, ShortCycleBatchSampler
 from ..multigrid import EpochShape, MultigridSchedule, build_multigrid_schedule
 from ..utils.config import ConfigError
 
@@ -35,7 +33,7 @@ class PlainPlan:
         return False
 
     def batch_sampler(self, stage_cfg: Dict[str, Any], epoch: int) -> Optional[Any]:
-        return None  # the loader's distributed shuffled sampler
+        return None  # the global-batch sampler
 
     def precise_bn_loader(self, stage: Any) -> Any:
         return stage.loader
@@ -124,16 +122,14 @@ class MultigridPlan:
         if self.schedule.settings.short_cycle:
             return lambda dataset: ShortCycleBatchSampler.from_epoch_shape(
                 dataset, shape, shuffle=True, seed=seed)
-        return lambda dataset: DistributedBatchSampler(dataset, batch_size=shape.batch_size,
-                                                       shuffle=True, drop_last=True)
+        return None  # the long-cycle shape only: the global-batch sampler of plain training
 
     def precise_bn_loader(self, stage: Any) -> Any:
         """Batches of the long-cycle shape only: precise BN measures the statistics of the
         shape the stage validates with, not of the short-cycle crops."""
         if stage.extra.get("bn_loader") is None:
             batch = stage.cfg["DATASET"]["batch_size"]
-            sampler = DistributedBatchSampler(stage.train_set, batch_size=batch, shuffle=True,
-                                              drop_last=True)
+            sampler = GlobalBatchSampler(stage.train_set, batch)
             stage.extra["bn_loader"] = build_dataloader(
                 stage.train_set, batch, self.cfg["DATASET"]["num_workers"],
                 batch_sampler=sampler, seed=self.cfg["seed"])

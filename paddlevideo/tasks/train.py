@@ -119,7 +119,7 @@ def build_stage(run: TrainRun, plan: Any, epoch: int, previous: Optional[Stage])
     """Data, model (weights from ``previous`` or ``run.weights``), LR and optimizer for the
     stage of the plan that ``epoch`` is in."""
     cfg = plan.stage_config(epoch)
-    train_set, loader = build_train_loader(cfg, plan.batch_sampler(cfg, epoch))
+    train_set, loader = build_train_loader(cfg, plan.batch_sampler(cfg, epoch), run.accum_steps)
     iters = check_iterations(loader, run.max_iters, cfg["DATASET"]["batch_size"])
     model = build_model(cfg["MODEL"])
     if previous is None and run.weights:

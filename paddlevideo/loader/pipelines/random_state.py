@@ -1,9 +1,10 @@
 """The random stream that pipeline steps and datasets draw from.
 
-One ``numpy.random.Generator`` per process. The data loader re-seeds it in every worker (and in
-the main process when ``num_workers=0``) from ``(seed, epoch, rank, worker_id)``, so no two
-workers or epochs repeat an augmentation and a run is reproducible for a given seed. Code that
-uses the pipeline without a loader can call :func:`seed_pipeline_rng` itself.
+One ``numpy.random.Generator`` per process. The data loader re-seeds it before every sample from
+that sample's seed (``(seed, epoch, sample id)``, see ``loader/builder.py``), so no two samples
+or epochs repeat an augmentation, a run is reproducible for a given seed whatever the number of
+workers, and a resumed epoch draws what the uninterrupted one drew. Code that uses the pipeline
+without a loader can call :func:`seed_pipeline_rng` itself.
 """
 from __future__ import annotations
 
