@@ -2,9 +2,10 @@
 file it was."""
 from __future__ import annotations
 
+import codecs
 import os
 import re
-from typing import Callable, List
+from typing import Callable, List, Type
 
 _TEMPORARY_RE = re.compile(r"^(?P<target>.+)\.tmp(?P<pid>\d+)$")
 
@@ -85,3 +86,22 @@ def remove_stale_temporaries(folder: str) -> List[str]:
             continue
         removed.append(path)
     return removed
+
+
+def read_utf8_lines(path: str, error: Type[Exception] = ValueError) -> List[str]:
+    """The lines of a UTF-8 text file (a leading byte-order mark is dropped), without their line
+    ends. Bytes that are not UTF-8 raise ``error("<path>:<line>: ...")`` naming the line."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    lines = []
+    for line_no, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            lines.append(raw.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as err:
+            raise error(f"{path}:{line_no}: not UTF-8 text (byte {raw[err.start]:#04x} at column "
+                        f"{err.start + 1}); save the file as UTF-8") from None
+    if lines and lines[-1] == "":
+        lines.pop()  # the end of the last line
+    return lines
