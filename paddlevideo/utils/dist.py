@@ -1,7 +1,7 @@
 """Process-group helpers that also work on a single process without an initialised group."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, List
 
 import numpy as np
 import paddle
@@ -68,3 +68,12 @@ def broadcast_object(obj: Any) -> Any:
     objects = [obj]
     dist.broadcast_object_list(objects, src=0)
     return objects[0]
+
+
+def all_gather_objects(obj: Any) -> List[Any]:
+    """Every process's ``obj`` (picklable), in rank order; ``[obj]`` on one process."""
+    if get_world_size() == 1 or not dist.is_initialized():
+        return [obj]
+    gathered: List[Any] = []
+    dist.all_gather_object(gathered, obj)
+    return gathered
