@@ -113,7 +113,8 @@ def check_bad_video_fraction(dataset: Any, max_fraction: float,
     """
     bad = dataset.bad_videos() if bad is None else bad
     count = len(bad) if count is None else count
-    total = max(int(getattr(dataset, "num_videos", len(dataset))), 1)
+    total = getattr(dataset, "num_videos", None)
+    total = max(int(len(dataset) if total is None else total), 1)
     if count and count / total > max_fraction:
         raise BadVideoError(
             f"{count} of {total} videos ({count / total:.1%}) could not be decoded, more "
