@@ -89,7 +89,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         return convert(args)
-    except (ConversionError, TorchFormatError, ConfigError, ValueError) as err:
+    except (ConversionError, TorchFormatError, ConfigError, ValueError, OSError) as err:
+        # OSError: the output could not be written (FileWriteError names the file)
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
 
