@@ -222,7 +222,8 @@ def load_optimizer_state(optimizer: Any, model: nn.Layer, state: Dict[str, Any])
 
 def resolve_resume_epoch(resume_epoch: Any, resume: Any, output_dir: str,
                          model_name: str) -> int:
-    """The number of completed epochs to resume from (0: start fresh).
+    """The number of completed epochs to resume from (0: start fresh). Superseded by
+    :func:`.resume.resolve_resume`, which checks the value and the run identity.
 
     ``resume_epoch=N`` resumes from epoch N's files (an error if they are missing);
     ``resume=auto`` (or ``True``) from the newest complete checkpoint, if any.

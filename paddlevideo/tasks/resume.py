@@ -4,6 +4,20 @@
 the path of a unit's manifest ``.json`` or ``.pdparams``; PaddleVideo's ``resume_epoch=N`` stays.
 A folder holding checkpoints of another run (another config hash or seed) is refused unless
 ``resume=no``; checkpoints without a manifest are resumed only by ``resume_epoch=N``.
+
+How the training loop uses this module and :mod:`.checkpointing`:
+
+1. after the config is resolved, on every process: ``identity = run_identity(cfg)``,
+   ``decision = resolve_resume(cfg.get("resume"), cfg.get("resume_epoch"), output_dir,
+   model_name, identity)`` (a ConfigError ends the run with exit code 2 before any work);
+2. on rank 0: ``set_aside_checkpoints(...)`` when ``decision.action == "start_over"``, then
+   ``utils.fileio.remove_stale_temporaries(output_dir)``;
+3. once model and optimizer exist: ``load_checkpoint_unit(decision.unit, model, optimizer)``
+   when there is a unit; training continues at ``unit.epoch`` / ``unit.iteration`` /
+   ``unit.global_step``;
+4. every save: ``save_training_checkpoint(..., iteration=, global_step=,
+   run_identity=identity)``; the best model through ``utils.checkpoint.save_finite_weights``.
+   A ``NonFiniteCheckpointError`` stops training naming the last unit that was written.
 """
 from __future__ import annotations
 
