@@ -5,11 +5,13 @@
 - a dict of state (``Layer.state_dict()``, ``Optimizer.state_dict()``) as plain dicts of NumPy
   arrays, plus a ``StructuredToParameterName@@`` name table and, for arrays over 1 GiB with
   protocol 2/3, ``UnpackBigParamInfor@@`` slices;
-- any other object (nested dicts, our ``.pdopt``) with every tensor reduced to the tuple
+- any other object (nested dicts such as a ``.pdopt``) with every tensor reduced to the tuple
   ``(name, ndarray)`` through ``builtins.tuple``;
 - NumPy arrays and scalars (``numpy.ndarray``, ``numpy.dtype``, ``numpy._core.multiarray.
-  _reconstruct`` / ``scalar``; ``numpy.core.multiarray`` in files written with NumPy 1), bytes
-  through ``_codecs.encode(text, 'latin1')`` in protocol 2, and ``collections.OrderedDict``.
+  _reconstruct`` / ``scalar``; ``numpy.core.multiarray`` in files written with NumPy 1), their
+  raw bytes through ``_codecs.encode(text, 'latin1')`` in protocol 2;
+- plain containers and scalars (sets and complex numbers through ``builtins`` in protocol 2)
+  and ``collections.OrderedDict``.
 
 :class:`RestrictedUnpickler` admits exactly these globals; any other ``module.name`` raises
 :class:`UnsafePickleError` before it is called, so nothing a crafted file names is ever run.
@@ -56,9 +58,10 @@ def _numpy_multiarray() -> Any:
     return multiarray
 
 
+# The containers and scalars pickle reaches through a global (the rest have their own opcodes):
+# tuple for Paddle's tensor reducer, set and complex in protocol 2.
 _BUILTINS: Dict[str, Any] = {name: getattr(builtins, name) for name in (
-    "tuple", "list", "dict", "set", "frozenset", "bytearray", "bytes", "str", "int", "float",
-    "complex", "bool", "slice")}
+    "tuple", "list", "dict", "set", "complex")}
 
 
 def _admitted() -> Dict[Tuple[str, str], Callable[..., Any]]:

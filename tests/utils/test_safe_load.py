@@ -77,7 +77,8 @@ def test_optimizer_state_with_lr_scheduler_round_trips(tmp_path, protocol, kind)
     _, optimizer = _stepped_optimizer(kind)
     nested = {"optimizer": optimizer.state_dict(), "epoch": 3, "best_top1": 0.5,
               "scaler": None, "position": (2, [1, 2.5, "x"]), "seed_array": np.arange(4),
-              "scalar": np.float32(1.5), "ordered": collections.OrderedDict(a=np.ones(2))}
+              "scalar": np.float32(1.5), "ordered": collections.OrderedDict(a=np.ones(2)),
+              "tags": {1, 2}, "complex": 1 + 2j}
     path = str(tmp_path / "m.pdopt")
     paddle.save(nested, path, protocol=protocol)
     loaded = load(path)
