@@ -14,8 +14,6 @@ from .random_state import pipeline_rng
 
 BACKENDS = ("decord", "pyav")
 SELECTIVE_CODECS = ("h264", "hevc")  # PyAV decodes only the frames a clip needs
-# Demuxers whose frame count in the header is the number of samples in the file's index.
-INDEXED_FORMATS = ("mov", "mp4")
 # (path, signature) → reason for files whose frames fell short of their header when decoded: a
 # later draw of the same file in this process fails the same way at open, whatever its clip.
 _SHORT_FILES: Dict[Tuple[str, Any], str] = {}
@@ -179,17 +177,15 @@ class PyAVReader:
         self.frames_decoded = 0  # frames the decoder produced, over all calls
 
     def _check_packets(self) -> None:
-        """The packets must hold what the header claims: the demuxer marks a packet whose data
-        the file ends inside as corrupt, and an MP4/MOV index names every sample it has."""
-        claimed, found = int(self._stream.frames or 0), len(self._packets)
+        """The file must hold the data its packets claim: the demuxer marks a packet whose data
+        the file ends inside as corrupt. (Frames are counted from the packets, not from the
+        header, so a header that claims more is not believed; an MP4/MOV cut short is refused
+        before opening, see ``file_checks.container_truncation``.)"""
         if self._packets and self._packets[-1].is_corrupt:
+            claimed = int(self._stream.frames or 0) or len(self._packets)
             raise VideoDecodeError(self.path, f"the file is cut short: its data end inside "
-                                   f"frame {found - 1} of the {claimed or found} its header "
-                                   f"claims")
-        demuxer = self._container.format.name.split(",")
-        if claimed > found and any(name in INDEXED_FORMATS for name in demuxer):
-            raise VideoDecodeError(self.path, f"the header claims {claimed} frames but the file "
-                                   f"holds only {found} (cut short)")
+                                   f"frame {len(self._packets) - 1} of the {claimed} its "
+                                   f"header claims")
 
     def close(self) -> None:
         self._packets = []
