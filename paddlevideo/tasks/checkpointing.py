@@ -32,6 +32,7 @@ MANIFEST_FORMAT = "paddlevideo-checkpoint/1"
 
 
 def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file, read in 4 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -260,10 +261,19 @@ def load_checkpoint_unit(unit: CheckpointUnit, model: nn.Layer,
                          optimizer: Any) -> Dict[str, Any]:
     """Restore model and optimizer from ``unit`` after checking its files against its
     manifest; returns the ``.pdopt`` dict (``epoch``, ``iteration``, ``best_top1``, ``scaler``,
-    whatever the loop stored in ``extra``)."""
+    whatever the loop stored in ``extra``). A legacy pair loads too, PaddleVideo's included
+    (its ``.pdopt`` holds only the optimizer state: ``epoch`` is then the unit's)."""
     unit.verify()
-    load_weights(unwrap(model), unit.model_path)
+    weights = load(unit.model_path, keep_name_table=True)
+    writer_names = weights.pop("StructuredToParameterName@@", None) or {}
+    load_weights(unwrap(model), weights, source=unit.model_path)
     state = load(unit.state_path)
+    if "optimizer" not in state and "epoch" not in state:
+        # PaddleVideo's .pdopt is the optimizer's state dict itself, its accumulators keyed by
+        # the writer's parameter names: the .pdparams name table maps them to structured names
+        structured = _rename_accumulators(state, {auto: name for name, auto in
+                                                  writer_names.items()})
+        state = {"optimizer": structured, "epoch": unit.epoch, "iteration": 0}
     if "optimizer" not in state:
         raise CheckpointError(f"{unit.state_path} has no optimizer state")
     load_optimizer_state(optimizer, unwrap(model), state["optimizer"])

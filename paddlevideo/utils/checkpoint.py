@@ -76,16 +76,19 @@ def save_finite_weights(state: Dict[str, Any], path: str) -> None:
     save(state, path)
 
 
-def load(path: str) -> Dict[str, Any]:
+def load(path: str, keep_name_table: bool = False) -> Dict[str, Any]:
     """Read a ``.pdparams``/``.pdopt`` file as NumPy arrays (what ``paddle.load(path,
     return_numpy=True)`` returns) through a restricted unpickler: a file that names anything
     but arrays, scalars and plain containers is refused naming the file and the refused
-    ``module.name``, without running it. A missing or corrupt file is a CheckpointError too."""
+    ``module.name``, without running it. A missing or corrupt file is a CheckpointError too.
+
+    ``keep_name_table`` keeps the ``StructuredToParameterName@@`` entry (structured name →
+    the writer's parameter name) of a state dict saved by ``paddle.save``."""
     if not os.path.isfile(path):
         raise CheckpointError(f"Checkpoint not found: {path}")
     try:
         with open(path, "rb") as f:
-            state = load_paddle_pickle(f)
+            state = load_paddle_pickle(f, keep_name_table)
     except UnsafePickleError as err:
         raise CheckpointError(f"Refusing to load {path}: {err} (a weights file holds arrays, "
                               f"never code)") from None
@@ -152,11 +155,13 @@ def match_state_dict(model: nn.Layer, state: Dict[str, Any], skip_head: bool = F
     return {k: _cast_to_model_dtype(k, state[k], expected[k]) for k in expected}
 
 
-def load_weights(model: nn.Layer, path_or_state: Any, skip_head: bool = False) -> None:
-    """Load a checkpoint file (or state dict) into ``model``, refusing one that does not fit."""
+def load_weights(model: nn.Layer, path_or_state: Any, skip_head: bool = False,
+                 source: Optional[str] = None) -> None:
+    """Load a checkpoint file (or state dict) into ``model``, refusing one that does not fit;
+    ``source`` names a state dict's file in the error."""
     from .multigrid.sub_batchnorm import reset_sub_bn_stats
 
-    source = path_or_state if isinstance(path_or_state, str) else "checkpoint"
+    source = source or (path_or_state if isinstance(path_or_state, str) else "checkpoint")
     state = load(path_or_state) if isinstance(path_or_state, str) else path_or_state
     model.set_state_dict(match_state_dict(model, state, skip_head=skip_head, source=source))
     reset_sub_bn_stats(model)

@@ -125,12 +125,14 @@ def _join_big_arrays(state: Dict[str, Any]) -> Dict[str, Any]:
     return state
 
 
-def load_paddle_pickle(stream: BinaryIO) -> Any:
+def load_paddle_pickle(stream: BinaryIO, keep_name_table: bool = False) -> Any:
     """The object a ``paddle.save`` pickle holds, with tensors as NumPy arrays (the result of
-    ``paddle.load(path, return_numpy=True)``). Raises :class:`UnsafePickleError` for a file
-    that names anything else than Paddle's own objects."""
+    ``paddle.load(path, return_numpy=True)``; ``keep_name_table`` as its ``keep_name_table``).
+    Raises :class:`UnsafePickleError` for a file that names anything else than Paddle's own
+    objects."""
     obj = RestrictedUnpickler(stream, encoding="latin1").load()
     if isinstance(obj, dict):
         obj = _join_big_arrays(obj)
-        obj.pop("StructuredToParameterName@@", None)
+        if not keep_name_table:
+            obj.pop("StructuredToParameterName@@", None)
     return _tensors_to_arrays(obj)

@@ -11,6 +11,7 @@ from paddlevideo.tasks.checkpointing import (
     file_sha256,
     find_latest_checkpoint,
     load_checkpoint_unit,
+    optimizer_state_by_structured_name,
     read_manifest,
     save_training_checkpoint,
 )
@@ -29,10 +30,11 @@ class TinyNet(paddle.nn.Layer):
         return self.bn(self.fc(x))
 
 
-def _trained(seed=0, steps=2):
+def _trained(seed=0, steps=2, scheduler=False):
     paddle.seed(seed)
     model = TinyNet()
-    optimizer = paddle.optimizer.Momentum(0.1, momentum=0.9, parameters=model.parameters())
+    lr = paddle.optimizer.lr.StepDecay(0.1, step_size=1) if scheduler else 0.1
+    optimizer = paddle.optimizer.Momentum(lr, momentum=0.9, parameters=model.parameters())
     for _ in range(steps):
         model(paddle.randn([5, 3])).pow(2).mean().backward()
         optimizer.step()
@@ -143,3 +145,26 @@ def test_rewriting_a_unit_removes_its_old_manifest_first(tmp_path, monkeypatch):
         _save(tmp_path, 1, seed=2)
     assert not (tmp_path / "Net_epoch_00001.json").exists()  # new .pdparams, old .pdopt
     assert find_latest_checkpoint(str(tmp_path), "Net") is None
+
+
+def test_a_paddlevideo_pair_without_manifest_resumes_with_resume_epoch(tmp_path):
+    from paddlevideo.tasks.resume import resolve_resume
+
+    model, optimizer = _trained(seed=4, scheduler=True)
+    optimizer._learning_rate.step()
+    # PaddleVideo's train.py: the model's and the optimizer's state dicts, nothing else
+    paddle.save(model.state_dict(), str(tmp_path / "Net_epoch_00003.pdparams"))
+    paddle.save(optimizer.state_dict(), str(tmp_path / "Net_epoch_00003.pdopt"))
+    unit = resolve_resume("auto", 3, str(tmp_path), "Net", IDENTITY).unit
+    fresh, fresh_optimizer = _trained(seed=5, scheduler=True)
+    state = load_checkpoint_unit(unit, fresh, fresh_optimizer)
+    assert (state["epoch"], state["iteration"]) == (3, 0)
+    np.testing.assert_array_equal(fresh.fc.weight.numpy(), model.fc.weight.numpy())
+    assert fresh_optimizer.state_dict()["LR_Scheduler"]["last_epoch"] == 1
+    # the momentum buffers, by structured name (the two models' auto names differ)
+    restored = optimizer_state_by_structured_name(fresh_optimizer, fresh)
+    written = optimizer_state_by_structured_name(optimizer, model)
+    assert sorted(restored) == sorted(written) and "fc.weight_velocity_0" in written
+    for key in written:
+        if key != "LR_Scheduler":
+            np.testing.assert_array_equal(restored[key].numpy(), written[key].numpy(), key)
