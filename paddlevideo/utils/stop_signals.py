@@ -12,7 +12,9 @@ How the loop uses it::
                 sys.exit(stop.exit_code)        # 143 for SIGTERM, 130 for SIGINT
 
 and every loader worker calls :func:`die_with_parent` first in its ``worker_init_fn``, so a
-worker also ends when its trainer is killed outright (``kill -9``, a crash).
+worker also ends when its trainer dies without cleaning up (an uncaught signal, ``kill -9``).
+Ctrl-C in a terminal sends SIGINT to the workers too, which then end at once: a loader error
+raised while ``stop.requested`` is set is part of that stop, not a failure.
 """
 from __future__ import annotations
 
