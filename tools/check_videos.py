@@ -4,10 +4,11 @@
         --out data/k400/train_clean.list
 
 Each video is opened and its first, middle and last frames are decoded (this catches missing,
-empty, corrupt and truncated files, files without a video stream and streams that report more
-frames than they hold). With --min_frames, shorter videos are reported too. Prints a table of
-bad files and reasons, writes the list without them (--out), and exits with status 1 when any
-video is bad (2 when the list itself cannot be read).
+empty, corrupt and truncated files, images under a video name, files without a video stream
+and streams that report more frames than they hold). With --min_frames, shorter videos are
+reported too. Prints a table of bad files and reasons, writes the list without them (--out), and
+exits with status 1 when any video is bad (2 when the list itself cannot be read or the cleaned
+list cannot be written).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from tqdm import tqdm  # noqa: E402
 
 from paddlevideo.loader.dataset.list_file import ListFileError, read_video_list  # noqa: E402
 from paddlevideo.loader.pipelines.decode import VideoDecodeError, VideoSource  # noqa: E402
-from paddlevideo.utils.fileio import write_text_atomic  # noqa: E402
+from paddlevideo.utils.fileio import read_utf8_lines, write_text_atomic  # noqa: E402
 
 
 def check_video(path: str, min_frames: int = 1, backend: str = "decord") -> Optional[str]:
@@ -90,10 +91,13 @@ def main(argv=None) -> int:
         print(f"all {len(jobs)} videos are readable")
     if args.out:
         bad_lines = {n for n, _, _ in bad}
-        with open(args.list, encoding="utf-8") as src:
-            kept = [line.rstrip("\n") for n, line in enumerate(src, start=1)
-                    if line.strip() and n not in bad_lines]
-        write_text_atomic(args.out, "".join(line + "\n" for line in kept))
+        kept = [line for n, line in enumerate(read_utf8_lines(args.list), start=1)
+                if line.strip() and n not in bad_lines]  # numbered as read_video_list does
+        try:
+            write_text_atomic(args.out, "".join(line + "\n" for line in kept))
+        except OSError as err:  # FileWriteError names the file
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(f"wrote {len(kept)} good videos to {args.out}")
     return 1 if bad else 0
 

@@ -92,7 +92,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigError as err:
         print(f"Config error: {err}", file=sys.stderr)
         return 2
-    except (ConversionError, TorchFormatError, ValueError) as err:
+    except (ConversionError, TorchFormatError, ValueError, OSError) as err:
+        # OSError: the output could not be written (FileWriteError names the file)
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
 

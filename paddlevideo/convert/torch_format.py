@@ -212,6 +212,8 @@ def _sniff(head: bytes) -> str:
         return "pickle"
     if not head:
         return "an empty file"
+    if head.startswith(b"PK\x05\x06"):  # only the end-of-archive record: nothing was stored
+        return "an empty zip archive (it holds no files; the checkpoint was not written into it)"
     if head.startswith(b"\x89HDF"):
         return "an HDF5 file (Keras/TensorFlow weights?)"
     if head.startswith(b"\x1f\x8b"):

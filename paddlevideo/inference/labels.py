@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import List, Optional
+
+from ..utils.fileio import read_utf8_lines
+
+_CLASS_ID = re.compile(r"[0-9]+")  # plain decimal: int() would also take "1_0" or "+3"
 
 DEFAULT_LABEL_FILE = os.path.join("data", "k400", "Kinetics-400_label_list.txt")
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,22 +29,21 @@ def resolve_label_file(label_file: Optional[str]) -> str:
 
 def read_label_map(path: str) -> List[str]:
     """Class names indexed by class id. Ids must be ``0..K-1``, each once (any order); blank lines
-    are skipped; a name may contain spaces or underscores."""
+    are skipped; a name may contain spaces or underscores. UTF-8, a byte-order mark allowed."""
     if not os.path.isfile(path):
         raise LabelMapError(f"label file not found: {path}")
     names = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            parts = text.split(maxsplit=1)
-            if len(parts) != 2 or not parts[0].lstrip("-").isdigit():
-                raise LabelMapError(f"{path}:{line_no}: expected '<class id> <name>', got {text!r}")
-            class_id = int(parts[0])
-            if class_id in names:
-                raise LabelMapError(f"{path}:{line_no}: class id {class_id} appears twice")
-            names[class_id] = parts[1].strip()
+    for line_no, line in enumerate(read_utf8_lines(path, LabelMapError), start=1):
+        text = line.strip()
+        if not text:
+            continue
+        parts = text.split(maxsplit=1)
+        if len(parts) != 2 or not _CLASS_ID.fullmatch(parts[0]):
+            raise LabelMapError(f"{path}:{line_no}: expected '<class id> <name>', got {text!r}")
+        class_id = int(parts[0])
+        if class_id in names:
+            raise LabelMapError(f"{path}:{line_no}: class id {class_id} appears twice")
+        names[class_id] = parts[1].strip()
     if not names:
         raise LabelMapError(f"label file {path} has no classes")
     expected = set(range(len(names)))

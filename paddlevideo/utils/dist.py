@@ -1,7 +1,7 @@
 """Process-group helpers that also work on a single process without an initialised group."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, List
 
 import numpy as np
 import paddle
@@ -50,3 +50,12 @@ def all_reduce_mean_(tensor: paddle.Tensor) -> None:
         return
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     paddle.assign(tensor / get_world_size(), tensor)
+
+
+def all_gather_objects(obj: Any) -> List[Any]:
+    """Every process's ``obj`` (picklable), in rank order; ``[obj]`` on one process."""
+    if get_world_size() == 1 or not dist.is_initialized():
+        return [obj]
+    gathered: List[Any] = []
+    dist.all_gather_object(gathered, obj)
+    return gathered

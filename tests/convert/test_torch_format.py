@@ -306,6 +306,15 @@ def test_other_formats_are_named(tmp_path, content, words):
     assert str(path) in str(err.value)
 
 
+def test_an_empty_zip_is_named_as_such(tmp_path):
+    empty = tmp_path / "SLOWFAST_8x8_R50.pyth"
+    with zipfile.ZipFile(empty, "w"):
+        pass
+    with pytest.raises(TorchFormatError, match="is an empty zip archive") as err:
+        read_checkpoint(str(empty))
+    assert "text file" not in str(err.value) and str(empty) in str(err.value)
+
+
 def test_zip_files_that_are_not_checkpoints(tmp_path):
     plain = tmp_path / "data.zip"
     with zipfile.ZipFile(plain, "w") as archive:

@@ -38,12 +38,22 @@ def test_label_map_reads_kinetics_ids_and_names():
     ("0 a\n0 b\n", r"labels.txt:2: class id 0 appears twice"),
     ("0 a\n2 b\n", r"class ids must be 0..1; found \[2\]"),
     ("\n\n", "has no classes"),
+    ("0 a\n1_0 b\n", r"labels.txt:2: expected '<class id> <name>', got '1_0 b'"),
+    ("0 a\n+1 b\n", r"labels.txt:2: expected '<class id> <name>'"),
+    ("0 a\n\u0661 b\n", r"labels.txt:2: expected '<class id> <name>'"),
+    ("0 caf\xe9\n", r"labels.txt:1: not UTF-8 text \(byte 0xe9"),
 ])
 def test_bad_label_files_are_errors_with_line(tmp_path, text, message):
     path = tmp_path / "labels.txt"
-    path.write_text(text)
+    path.write_bytes(text.encode("utf-8") if "caf" not in text else text.encode("latin-1"))
     with pytest.raises(LabelMapError, match=message):
         read_label_map(str(path))
+
+
+def test_label_map_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_bytes("\ufeff0 abseiling\r\n1 air drumming\n".encode("utf-8"))
+    assert read_label_map(str(path)) == ["abseiling", "air drumming"]
 
 
 def test_label_map_size_mismatch_is_an_error(tmp_path):

@@ -99,3 +99,24 @@ def test_bad_video_error_names_the_file(tmp_path):
     bad.write_bytes(b"not a video at all" * 10)
     with pytest.raises(VideoDecodeError, match="broken.mp4"):
         ClipPreprocessor(small_config())(str(bad))
+
+
+def test_a_cut_video_or_an_image_is_never_scored(tmp_path):
+    import cv2
+
+    from tests.conftest import numbered_frames, write_video
+
+    frames = numbered_frames(60).copy()
+    frames[:, :16, :16] = np.random.default_rng(0).integers(0, 256, (60, 16, 16, 3))
+    whole = write_video(tmp_path / "whole.mp4", frames, faststart=True).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: len(whole) * 99 // 100])  # the centred clip's frames are all there
+    cv2.imwrite(str(tmp_path / "still.png"), frames[0])
+    still = tmp_path / "still.mp4"
+    still.write_bytes((tmp_path / "still.png").read_bytes())
+    preprocess = ClipPreprocessor(small_config())
+    assert preprocess(str(tmp_path / "whole.mp4"))[1].shape[0] == 1
+    with pytest.raises(VideoDecodeError, match=f"{cut}: the file is incomplete"):
+        preprocess(str(cut))
+    with pytest.raises(VideoDecodeError, match=f"{still}: is a PNG image, not a video"):
+        preprocess(str(still))

@@ -61,7 +61,7 @@ def bad_videos(tmp_path_factory):
         "missing": (folder / "missing.mp4", "not found"),
         "zero_bytes": (folder / "empty.mp4", "empty"),
         "random_bytes": (folder / "noise.mp4", "cannot open"),
-        "truncated": (folder / "truncated.mp4", "cannot open"),
+        "truncated": (folder / "truncated.mp4", "cannot open|incomplete"),
         "no_video_stream": (folder / "audio_only.m4a", "cannot open|no video stream"),
         "wrong_frame_count": (folder / "wrong_count.mp4", "reports 60 frames"),
     }

@@ -62,3 +62,24 @@ def test_malformed_list_is_reported_with_line(tmp_path):
     listing.write_text("a.mp4 0\nb.mp4 x\n")
     done = _run(listing)
     assert done.returncode == 2 and "bad.list:2: label must be an integer" in done.stderr
+
+
+def test_images_and_cut_files_are_reported_and_a_bom_list_is_cleaned(tmp_path):
+    import cv2
+
+    frames = numbered_frames(30).copy()
+    frames[:, :16, :16] = np.random.default_rng(0).integers(0, 256, (30, 16, 16, 3))
+    write_video(tmp_path / "good.mp4", frames)
+    whole = write_video(tmp_path / "whole.mp4", frames, faststart=True).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(whole[: len(whole) * 9 // 10])
+    cv2.imwrite(str(tmp_path / "frame.png"), frames[0])
+    (tmp_path / "frame.mp4").write_bytes((tmp_path / "frame.png").read_bytes())
+    listing = tmp_path / "bom.list"
+    listing.write_bytes("\ufeffgood.mp4 0\r\ncut.mp4 1\r\nframe.mp4 2\r\n".encode())
+    out = tmp_path / "clean.list"
+    done = _run(listing, "--data_prefix", tmp_path, "--out", out)
+    assert done.returncode == 1 and "2 of 3 videos are bad" in done.stdout
+    table = {line.split()[0]: line for line in done.stdout.splitlines()[2:]
+             if line.strip()[:1].isdigit()}
+    assert "the file is incomplete" in table["2"] and "is a PNG image, not a video" in table["3"]
+    assert out.read_text() == "good.mp4 0\n"

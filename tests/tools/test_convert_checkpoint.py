@@ -7,6 +7,7 @@ norm_a.running_var``), so a wrong rule in the converter shows up as a failed nam
 """
 import collections
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -298,6 +299,12 @@ def test_wrong_source_flag_and_wrong_files(tmp_path, capsys, small):
     code, _, err = run(capsys, text, "--from", "pyslowfast", "-c", CFG_8X8, "-o",
                        tmp_path / "z.pdparams")
     assert code == 1 and f"{text} is a text file" in err
+
+    empty_zip = tmp_path / "empty_zip.pyth"
+    zipfile.ZipFile(empty_zip, "w").close()
+    code, _, err = run(capsys, empty_zip, "--from", "pyslowfast", "-c", CFG_8X8, "-o",
+                       tmp_path / "v.pdparams")
+    assert code == 1 and f"{empty_zip} is an empty zip archive" in err
 
     empty = tmp_path / "empty.pyth"
     write_torch_zip(empty, {"epoch": 3, "cfg": "x"})

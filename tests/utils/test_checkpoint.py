@@ -8,12 +8,15 @@ import pytest
 from paddlevideo.modeling import build_model
 from paddlevideo.utils.checkpoint import (
     CheckpointError,
+    NonFiniteCheckpointError,
     checkpoint_paths,
     latest_checkpoint_epoch,
     load,
     load_pretrained,
     load_weights,
+    non_finite_entries,
     save,
+    save_finite_weights,
 )
 from tests.modeling.small_model import build_small, make_inputs, small_model_cfg
 
@@ -248,3 +251,32 @@ def test_latest_checkpoint_epoch_needs_both_files(tmp_path):
     assert latest_checkpoint_epoch(out, "SlowFast") == 2
     assert latest_checkpoint_epoch(out, "Other") == 9
     assert latest_checkpoint_epoch(out, "Slow") is None
+
+
+def test_non_finite_entries_names_parameters_and_bn_buffers(saved):
+    model, _, _, _ = saved
+    state = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    assert non_finite_entries(state) == []
+    state["backbone.s1.pathway0_stem._bn._variance"][0] = np.inf  # a BN buffer
+    state["head.projection.weight"][0, 0] = np.nan
+    tensors = {k: paddle.to_tensor(v) for k, v in state.items()}
+    expected = ["backbone.s1.pathway0_stem._bn._variance", "head.projection.weight"]
+    assert non_finite_entries(state) == expected
+    assert non_finite_entries(tensors) == expected
+    assert non_finite_entries({"opt": {"lr": float("nan"), "step": 3}}) == ["opt.lr"]
+
+
+def test_save_finite_weights_refuses_nan_and_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "SlowFast_best.pdparams"
+    save_finite_weights({"w": paddle.ones([2])}, str(target))
+    state = {f"layer{i}.weight": paddle.full([2], float("nan")) for i in range(12)}
+    state["ok"] = paddle.ones([2])
+    with pytest.raises(NonFiniteCheckpointError) as info:
+        save_finite_weights(state, str(target))
+    message = str(info.value)
+    assert str(target) in message and "12 entries" in message
+    assert "layer0.weight" in message and "layer9.weight" in message
+    assert "layer10.weight" not in message and "and 2 more" in message
+    assert info.value.keys == [f"layer{i}.weight" for i in range(12)]
+    np.testing.assert_array_equal(load(str(target))["w"], 1.0)
+    assert os.listdir(tmp_path) == ["SlowFast_best.pdparams"]

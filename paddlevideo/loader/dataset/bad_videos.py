@@ -12,7 +12,9 @@ import os
 import shutil
 import tempfile
 import weakref
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
+
+from ...utils.dist import all_gather_objects
 
 logger = logging.getLogger("paddlevideo")
 
@@ -82,17 +84,37 @@ def format_bad_videos(bad: Dict[str, str], limit: int = 50) -> str:
     return "\n".join(lines)
 
 
-def check_bad_video_fraction(dataset: Any, max_fraction: float,
-                             count: Optional[int] = None) -> int:
-    """Raise :class:`BadVideoError` listing the bad files when more than ``max_fraction`` of
-    ``dataset.num_videos`` failed to decode (call it at the end of an epoch); return the count.
+def distinct_bad_videos(local: Dict[str, str],
+                        gather: Callable[[Any], List[Any]] = all_gather_objects) -> Dict[str, str]:
+    """The bad videos of all processes, each path once (``path → reason``, the lowest rank's
+    reason when two differ). A video that two processes both met counts once, so the total is
+    the number of distinct files, not the sum of per-process counts.
 
-    ``count`` is the number of bad videos over all processes when several read shards of the
-    data set (default: those this process met); the list shows this process's files.
+    Collective: every process calls it at the same point (the end of an epoch), before
+    :func:`check_bad_video_fraction` (``bad=``); on one process it returns ``local``.
     """
-    bad = dataset.bad_videos()
+    merged: Dict[str, str] = {}
+    for per_process in gather(dict(local)):
+        for path, reason in per_process.items():
+            merged.setdefault(path, reason)
+    return dict(sorted(merged.items()))
+
+
+def check_bad_video_fraction(dataset: Any, max_fraction: float,
+                             count: Optional[int] = None,
+                             bad: Optional[Dict[str, str]] = None) -> int:
+    """Raise :class:`BadVideoError` listing the bad files when more than ``max_fraction`` of
+    ``dataset.num_videos`` failed to decode (call it at the end of an epoch, after the epoch's
+    checkpoint is saved, so stopping loses no training); return the count.
+
+    ``bad`` is :func:`distinct_bad_videos` over all processes (default: this process's
+    ``dataset.bad_videos()``); ``count`` overrides its size (kept for callers that only have a
+    number).
+    """
+    bad = dataset.bad_videos() if bad is None else bad
     count = len(bad) if count is None else count
-    total = max(int(getattr(dataset, "num_videos", len(dataset))), 1)
+    total = getattr(dataset, "num_videos", None)
+    total = max(int(len(dataset) if total is None else total), 1)
     if count and count / total > max_fraction:
         raise BadVideoError(
             f"{count} of {total} videos ({count / total:.1%}) could not be decoded, more "

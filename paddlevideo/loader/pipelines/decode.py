@@ -8,11 +8,16 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..registry import PIPELINES
+from .file_checks import container_truncation, image_format
 from .functional import sample_clip_indices
 from .random_state import pipeline_rng
 
 BACKENDS = ("decord", "pyav")
 SELECTIVE_CODECS = ("h264", "hevc")  # PyAV decodes only the frames a clip needs
+# (path, signature) → reason for files whose frames fell short of their header when decoded: a
+# later draw of the same file in this process fails the same way at open, whatever its clip.
+_SHORT_FILES: Dict[Tuple[str, Any], str] = {}
+_MAX_SHORT_FILES = 10_000
 
 
 class VideoDecodeError(RuntimeError):
@@ -48,6 +53,9 @@ class VideoSource:
         self.path, self.backend, self.num_threads = path, backend, num_threads
         _check_file(path)
         self.signature = file_signature(path)
+        known = _SHORT_FILES.get((path, self.signature))
+        if known is not None:
+            raise VideoDecodeError(path, known)
         self._reader: Any = None
         self._pyav: Optional[PyAVReader] = None
         try:
@@ -85,15 +93,23 @@ class VideoSource:
             raise VideoDecodeError(self.path, f"frame index out of range [0, {self.num_frames})")
         try:
             frames = self._decode(unique)
-        except VideoDecodeError:
+        except VideoDecodeError as err:
+            self._remember_short(err.reason)
             raise
         except Exception as err:
-            raise VideoDecodeError(
-                self.path, f"reports {self.num_frames} frames but decoding frames "
-                f"{unique[0]}..{unique[-1]} failed: {_short(err)}") from None
+            reason = (f"reports {self.num_frames} frames but decoding frames "
+                      f"{unique[0]}..{unique[-1]} failed: {_short(err)}")
+            self._remember_short(reason)
+            raise VideoDecodeError(self.path, reason) from None
         if len(unique) == len(indices) and np.array_equal(unique, indices):
             return frames
         return frames[inverse.reshape(-1)]
+
+    def _remember_short(self, reason: str) -> None:
+        """The header cannot be trusted for this file any more: every later open says so."""
+        if len(_SHORT_FILES) >= _MAX_SHORT_FILES:
+            _SHORT_FILES.clear()
+        _SHORT_FILES[(self.path, self.signature)] = reason
 
     def _decode(self, unique: np.ndarray) -> np.ndarray:
         if self.backend != "decord":
@@ -128,6 +144,10 @@ class PyAVReader:
             if not self._container.streams.video:
                 raise VideoDecodeError(path, "no video stream")
             self._stream = self._container.streams.video[0]
+            demuxer = self._container.format.name
+            if demuxer == "image2" or demuxer.endswith("_pipe"):  # png_pipe, webp_pipe, ...
+                raise VideoDecodeError(path, f"is an image ({self._stream.codec_context.name}),"
+                                       f" not a video")
             # One thread for decoding and colour conversion: each packet is decoded when sent,
             # so the skip flag set for it applies (frame threads would decode later ones under
             # it), and no codec threads exist that a forked loader worker could inherit
@@ -137,6 +157,7 @@ class PyAVReader:
             rate = self._stream.average_rate or self._stream.guessed_rate
             self.fps = float(rate) if rate else 0.0
             self._packets = [p for p in self._container.demux(self._stream) if p.size]
+            self._check_packets()
         except BaseException:
             self._container.close()
             raise
@@ -154,6 +175,17 @@ class PyAVReader:
         self._rgb = VideoReformatter()
         self._used = False
         self.frames_decoded = 0  # frames the decoder produced, over all calls
+
+    def _check_packets(self) -> None:
+        """The file must hold the data its packets claim: the demuxer marks a packet whose data
+        the file ends inside as corrupt. (Frames are counted from the packets, not from the
+        header, so a header that claims more is not believed; an MP4/MOV cut short is refused
+        before opening, see ``file_checks.container_truncation``.)"""
+        if self._packets and self._packets[-1].is_corrupt:
+            claimed = int(self._stream.frames or 0) or len(self._packets)
+            raise VideoDecodeError(self.path, f"the file is cut short: its data end inside "
+                                   f"frame {len(self._packets) - 1} of the {claimed} its "
+                                   f"header claims")
 
     def close(self) -> None:
         self._packets = []
@@ -254,10 +286,24 @@ def file_signature(path: str) -> Optional[Tuple[int, int]]:
 
 
 def _check_file(path: str) -> None:
+    """Refuse, before a decoder sees it, a file that is missing, empty, an image (decoders
+    open a PNG/JPEG as a one-frame video) or a container cut short (its index claims frames
+    whose data are gone): the same answer for both backends and for every clip of the file."""
     if not os.path.exists(path):
         raise VideoDecodeError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+        image = image_format(head)
+        truncation = None if image else container_truncation(path)
+    except OSError as err:
+        raise VideoDecodeError(path, f"cannot read: {_short(err)}") from None
+    if image:
+        raise VideoDecodeError(path, f"is a {image} image, not a video")
+    if truncation:
+        raise VideoDecodeError(path, f"the file is incomplete: {truncation}")
 
 
 def _short(err: Exception) -> str:
