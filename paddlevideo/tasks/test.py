@@ -68,6 +68,9 @@ def test_model(cfg: Dict[str, Any], weights: Optional[str],
     model = build_model(cfg["MODEL"])
     load_weights(model, weights)
     model.eval()
+    # As PaddleVideo's test task: its configs leave DATASET.test.test_mode out (the views ×
+    # crops of every video are only produced in test mode).
+    cfg["DATASET"]["test"]["test_mode"] = True
     batch_size = cfg["DATASET"].get("test_batch_size", cfg["DATASET"].get("batch_size", 1))
     dataset, loader = build_eval_loader(cfg, "test", batch_size)
     metric = build_metric(_metric_config(cfg, dataset), data_size=len(dataset),

@@ -21,6 +21,8 @@ from ..utils.dist import all_reduce_sum, get_rank, get_world_size, init_distribu
 from ..utils.logger import get_logger, setup_logger
 from ..utils.multigrid.sub_batchnorm import aggregate_sub_bn_stats
 from ..utils.precise_bn import bn_layers, do_preciseBN
+from ..utils.profiler import profiler_step
+from ..utils.run_info import run_header
 from .amp import AmpContext
 from .checkpointing import (
     load_training_checkpoint,
@@ -131,6 +133,7 @@ def train_epoch(model, loader, optimizer, lr_scheduler, amp: AmpContext, epoch: 
     for step, batch in enumerate(loader):
         if step >= iters:
             break
+        profiler_step()  # main.py -p: starts/stops paddle.profiler at the asked iterations
         meter.data_ready()
         lr_scheduler.step(epoch * iters + step)
         sync = (step + 1) % accum_steps == 0 or step + 1 == iters
@@ -224,6 +227,7 @@ def start_run(cfg: Dict[str, Any], parallel: bool, validate: bool, seed: Optiona
     cfg["seed"] = cfg.get("seed", 1234) if seed is None else seed
     out_dir = output_dir_of(cfg)
     setup_logger(out_dir, rank, cfg.get("log_level", "INFO"))
+    logger.info(run_header(cfg))  # the log's first lines: environment and resolved config
     if rank == 0:
         dump_config(cfg, os.path.join(out_dir, "config.yaml"))
     seed_everything(cfg["seed"])
