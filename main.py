@@ -88,6 +88,26 @@ def check_flags(args: argparse.Namespace) -> Optional[str]:
     return None
 
 
+def run_task(args: argparse.Namespace, cfg) -> None:
+    """--test, --multigrid or plain training, as the flags ask."""
+    if args.test:
+        from paddlevideo.tasks import test_model
+
+        test_model(cfg, weights=args.weights, parallel=True)
+    elif args.multigrid:
+        from paddlevideo.tasks.train_multigrid import train_model_multigrid
+
+        train_model_multigrid(cfg, weights=args.weights, validate=args.validate,
+                              seed=args.seed, max_iters=args.max_iters, use_amp=args.amp,
+                              amp_level=args.amp_level)
+    else:
+        from paddlevideo.tasks import train_model
+
+        train_model(cfg, weights=args.weights, parallel=True, validate=args.validate,
+                    use_amp=args.amp, amp_level=args.amp_level, max_iters=args.max_iters,
+                    use_fleet=args.fleet, seed=args.seed)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     problem = check_flags(args)
@@ -106,22 +126,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg["seed"] = args.seed  # the flag wins over -o seed=N and the file
     enable_profiler(args.profiler_options)
     select_device(cfg.get("device"))
-    if args.test:
-        from paddlevideo.tasks import test_model
-
-        test_model(cfg, weights=args.weights, parallel=True)
-    elif args.multigrid:
-        from paddlevideo.tasks.train_multigrid import train_model_multigrid
-
-        train_model_multigrid(cfg, weights=args.weights, validate=args.validate,
-                              seed=args.seed, max_iters=args.max_iters, use_amp=args.amp,
-                              amp_level=args.amp_level)
-    else:
-        from paddlevideo.tasks import train_model
-
-        train_model(cfg, weights=args.weights, parallel=True, validate=args.validate,
-                    use_amp=args.amp, amp_level=args.amp_level, max_iters=args.max_iters,
-                    use_fleet=args.fleet, seed=args.seed)
+    try:
+        run_task(args, cfg)
+    except ConfigError as err:  # found by a builder or task before its work starts
+        print(f"Config error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
