@@ -29,7 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser("Predict actions in videos with an exported SlowFast model")
     parser.add_argument("-i", "--input_file", required=True, help="a video file or a folder")
     parser.add_argument("-c", "--config", required=True, help="config file path")
-    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (e.g. INFERENCE.target_size=224)")
     parser.add_argument("--model_file", required=True, help=".pdmodel, .json or .onnx")
     parser.add_argument("--params_file", default=None, help=".pdiparams (not for .onnx)")
