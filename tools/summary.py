@@ -24,7 +24,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_clip_size(cfg) -> Tuple[int, int, int]:
+def clip_size_at_test(cfg) -> Tuple[int, int, int]:
     """``(num_frames, crop, alpha)`` of a test clip: ``PIPELINE.test`` (decode sampler,
     ``MultiCrop``, ``PackOutput``), else ``MODEL.head`` / ``MODEL.backbone``."""
     test = (cfg.get("PIPELINE") or {}).get("test") or {}
@@ -67,7 +67,7 @@ def summarize(cfg, with_flops: bool) -> str:
     for part, count in parameter_counts(model).items():
         lines.append(f"  {part:<10} {count:>12,d}  ({count / 1e6:.2f} M)")
     if with_flops:
-        frames, crop, alpha = test_clip_size(cfg)
+        frames, crop, alpha = clip_size_at_test(cfg)
         gmacs = count_gmacs(model, slowfast_inputs(frames, crop, alpha), mode="infer")
         lines.append(f"GMACs per clip ({frames} frames of {crop}x{crop}, slow pathway "
                      f"{frames // alpha} frames): {gmacs:.4g}")
