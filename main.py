@@ -73,6 +73,10 @@ def check_flags(args: argparse.Namespace) -> Optional[str]:
     if args.fleet and LAUNCHER_ENV not in os.environ:
         return ("--fleet needs the processes of a launcher: python -m paddle.distributed.launch "
                 "--nproc_per_node N main.py --fleet ... (or --gpus 0,1,... on a GPU machine)")
+    if args.fleet and os.environ.get("PADDLE_TRAINERS_NUM") == "1":
+        # paddle.distributed.fleet.distributed_model fails on a single process (Paddle 3.3)
+        return ("--fleet needs 2 or more processes (--nproc_per_node 2 or more); with one "
+                "process, train without --fleet")
     if args.fleet and args.multigrid:
         return ("--fleet is not supported with --multigrid (its phases rebuild the model); "
                 "launch with paddle.distributed.launch without --fleet")

@@ -97,3 +97,12 @@ def test_training_log_starts_with_environment_and_resolved_config(tiny_dataset, 
     config_at = next(i for i, line in enumerate(log) if line == "Config:")
     assert "  model_name: SlowFastDemo" in log[config_at:]
     assert "  seed: 4" in log[config_at:]
+
+
+def test_fleet_on_a_single_launched_process_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(main_script.LAUNCHER_ENV, "127.0.0.1:6170")
+    monkeypatch.setenv("PADDLE_TRAINERS_NUM", "1")
+    code = main_script.main(["-c", str(tmp_path / "missing.yaml"), "--fleet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == ("Error: --fleet needs 2 or more processes (--nproc_per_node 2 "
+                                 "or more); with one process, train without --fleet")
