@@ -156,3 +156,27 @@ def test_export_then_predict(data, trained, tmp_path, capsys):
     assert lines[0] == f"Current video file: {video}"
     assert lines[1] in ("\ttop-1 class: 0", "\ttop-1 class: 1")
     assert lines[3] == "\ttop-1 class name: " + ("move_left", "move_right")[int(lines[1][-1])]
+
+
+def test_an_older_release_copy_tests_too(data, trained, tmp_path):
+    """PaddleVideo's release branches spelled some keys differently: ``METRIC.num_cls``,
+    ``DATASET.test.test_mode`` in the file, ``log_interval``, no ``data_prefix``/``INFERENCE``."""
+    import yaml
+
+    with open(SLOWFAST, encoding="utf-8") as f:
+        cfg = yaml.safe_load(f)
+    cfg["METRIC"]["num_cls"] = cfg["METRIC"].pop("num_classes")
+    cfg["DATASET"]["test"]["test_mode"] = True
+    for mode in ("train", "valid", "test"):
+        del cfg["DATASET"][mode]["data_prefix"]
+    del cfg["INFERENCE"]
+    cfg["log_interval"] = 1
+    older = tmp_path / "slowfast_release.yaml"
+    older.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    argv = ["--test", "-c", str(older), "-w", str(trained / "SlowFast_best.pdparams")]
+    items = overrides(data, tmp_path)[1::2]  # the values after each -o
+    for item in items:
+        if not item.startswith("INFERENCE."):
+            argv += ["-o", item.replace("METRIC.num_classes", "METRIC.num_cls")]
+    assert main_script.main(argv) == 0
+    assert "over 3 videos" in (tmp_path / "test.log").read_text()
