@@ -142,6 +142,8 @@ class TrainingProfiler:
         profiler.summary(sorted_by=_sorted_by(self.options.sorted_key, self.options.state),
                          op_detail=self.options.tracer_option != "Default", thread_sep=False,
                          time_unit="ms")
+        # Paddle allows one profiler per process: release this one before another can start.
+        del profiler
         start, end = self.options.batch_range
         print(f"Profile of iterations {start}-{end - 1} written to {path}", flush=True)
         if self.options.exit_on_finished:
