@@ -42,30 +42,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--params_file", default=None, help=".pdiparams (not for .onnx)")
     parser.add_argument("-b", "--batch_size", type=int, default=1,
                         help="videos per model run (folder input)")
-    parser.add_argument("--use_gpu", type=str2bool, default=True,
+    parser.add_argument("--use_gpu", type=str2bool, metavar="BOOL", default=True,
                         help="run on the GPU (without one: a one-line note, then the CPU)")
-    parser.add_argument("--use_xpu", type=str2bool, default=False,
+    parser.add_argument("--use_xpu", type=str2bool, metavar="BOOL", default=False,
                         help="run on a Kunlun XPU (needs Paddle's XPU build)")
-    parser.add_argument("--use_npu", type=str2bool, default=False,
+    parser.add_argument("--use_npu", type=str2bool, metavar="BOOL", default=False,
                         help="run on an Ascend NPU (needs the paddle-custom-npu plugin)")
     parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
                         help="TensorRT precision")
-    parser.add_argument("--ir_optim", type=str2bool, default=True,
+    parser.add_argument("--ir_optim", type=str2bool, metavar="BOOL", default=True,
                         help="Paddle Inference graph optimisation (operator fusion)")
-    parser.add_argument("--use_tensorrt", type=str2bool, default=False,
+    parser.add_argument("--use_tensorrt", type=str2bool, metavar="BOOL", default=False,
                         help="TensorRT subgraphs (GPU build with TensorRT)")
     parser.add_argument("--gpu_mem", type=int, default=8000,
                         help="MB of GPU memory Paddle Inference starts with")
-    parser.add_argument("--enable_benchmark", type=str2bool, default=False,
+    parser.add_argument("--enable_benchmark", type=str2bool, metavar="BOOL", default=False,
                         help="print preprocess / inference / postprocess ms per video (after "
                              "one warm-up run)")
-    parser.add_argument("--enable_mkldnn", type=str2bool, default=True,
+    parser.add_argument("--enable_mkldnn", type=str2bool, metavar="BOOL", default=True,
                         help="oneDNN kernels on the CPU (much faster for 3D convolutions)")
     parser.add_argument("--cpu_threads", type=int, default=None,
-                        help="CPU math threads (default: Paddle's choice)")
-    parser.add_argument("--disable_glog", type=str2bool, default=True,
+                        help="CPU math threads (None: Paddle's choice)")
+    parser.add_argument("--disable_glog", type=str2bool, metavar="BOOL", default=True,
                         help="hide Paddle Inference's C++ INFO log (False: show it on stderr)")
-    parser.add_argument("--time_test_file", type=str2bool, default=False,
+    parser.add_argument("--time_test_file", type=str2bool, metavar="BOOL", default=False,
                         help="print the wall time of predicting the input (all its videos)")
     parser.add_argument("--top_k", type=int, default=1, help="classes printed per video")
     parser.add_argument("--label_file", default=None,

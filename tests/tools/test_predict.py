@@ -170,7 +170,8 @@ def test_help_lists_every_option_with_its_default(capsys):
                                            "--model_file", "--params_file", "--batch_size"]:
         assert flag in text, flag
     for default in ("GPU (without one: a one-line note, then the CPU) (default: True)",
-                    "(default: 8000)", "(default: fp32)", "Paddle's choice) (default: None)"):
+                    "(default: 8000)", "(default: fp32)", "(None: Paddle's choice) (default: None)",
+                    "--enable_benchmark BOOL"):
         assert default in text, default
 
 
