@@ -84,6 +84,8 @@ def _targets(state: str) -> list:
     if state != "CPU" and paddle.is_compiled_with_cuda():
         return [ProfilerTarget.CPU, ProfilerTarget.GPU] if state == "All" else [
             ProfilerTarget.GPU]
+    if state == "GPU":
+        print("Profiler: state=GPU but this Paddle has no CUDA; tracing the CPU", flush=True)
     return [ProfilerTarget.CPU]
 
 
