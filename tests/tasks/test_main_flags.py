@@ -1,5 +1,8 @@
 """``main.py`` flags: -p profiles, --seed and -o seed agree, refused flags, the log header."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import paddle
@@ -7,6 +10,7 @@ import pytest
 
 import main as main_script
 from paddlevideo.utils.checkpoint import load
+from tests.conftest import REPO_ROOT
 from tests.tasks.conftest import DEMO_CONFIG, tiny_overrides
 
 
@@ -106,3 +110,17 @@ def test_fleet_on_a_single_launched_process_is_refused(tmp_path, capsys, monkeyp
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == ("Error: --fleet needs 2 or more processes (--nproc_per_node 2 "
                                  "or more); with one process, train without --fleet")
+
+
+def test_fleet_under_the_launcher_trains(tiny_dataset, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env.pop("CUDA_VISIBLE_DEVICES", None)  # an empty value makes the launcher expect GPUs
+    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+           "--log_dir", str(tmp_path / "logs"), "main.py", "--fleet", "--max_iters", "1"]
+    cmd += _argv(tiny_dataset, tmp_path / "run")
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*"))
+    assert proc.returncode == 0, proc.stderr[-2000:] + logs[-3000:]
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "  Processes  2" in log and "Training finished" in log
