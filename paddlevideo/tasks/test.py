@@ -73,6 +73,11 @@ def test_model(cfg: Dict[str, Any], weights: Optional[str],
     if not weights:
         raise CheckpointError("--test needs the weights to test: -w path/to/model.pdparams")
     metric_cfg = _metric_config(cfg)  # a class-count mismatch is reported before any work
+    backbone = cfg["MODEL"].get("backbone") or {}
+    if backbone.get("pretrained"):
+        # -w holds every weight; like PaddleVideo's test task, the backbone's
+        # pretrained file (an ImageNet init for training) is not read
+        backbone["pretrained"] = ""
     model = build_model(cfg["MODEL"])
     load_weights(model, weights)
     model.eval()

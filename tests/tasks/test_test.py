@@ -77,3 +77,11 @@ def test_metric_and_head_class_counts_must_agree(tiny_dataset, tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert err == ("Config error: METRIC.num_classes (3) differs from MODEL.head.num_classes "
                    "(2); set both to the same value")
+
+
+def test_backbone_pretrained_file_is_not_read_when_testing(tiny_dataset, tmp_path,
+                                                          always_class_zero):
+    # as in PaddleVideo's test task: -w holds every weight, MODEL.backbone.pretrained is unused
+    cfg = _config(tiny_dataset, tmp_path,
+                  [f"MODEL.backbone.pretrained={tmp_path / 'imagenet_never_downloaded.pdparams'}"])
+    assert run_test(cfg, always_class_zero, parallel=False)["top1"] == 0.8
