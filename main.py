@@ -3,12 +3,17 @@
     python main.py -c configs/recognition/slowfast/slowfast.yaml --validate
     python main.py --test -c configs/recognition/slowfast/slowfast.yaml -w SlowFast.pdparams
     python -m paddle.distributed.launch --gpus 0,1,2,3 main.py -c CFG --validate
+    python main.py -c CFG -p "batch_range=[10,20];state=CPU;profile_path=model.profile"
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
+
+# Set in every process that paddle.distributed.launch starts.
+LAUNCHER_ENV = "PADDLE_TRAINER_ENDPOINTS"
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -17,20 +22,25 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("-o", "--override", action="append", default=[],
                         help="override a config option, e.g. -o DATASET.batch_size=4")
     parser.add_argument("--test", action="store_true", help="test the model given by -w")
-    parser.add_argument("--train_dali", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--train_dali", action="store_true",
+                        help="PaddleVideo's DALI reader (TSN only): refused here")
     parser.add_argument("--multigrid", action="store_true", help="train with multigrid")
     parser.add_argument("-w", "--weights", type=str,
                         help="weights to fine-tune from (training) or to test (--test)")
     parser.add_argument("--validate", action="store_true", help="validate while training")
-    parser.add_argument("--seed", type=int, default=1234, help="random seed")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed (wins over -o seed=N; default: the config's seed, "
+                             "else 1234)")
     parser.add_argument("--amp", action="store_true", help="mixed-precision training")
     parser.add_argument("--amp_level", type=str, default=None, choices=["O1", "O2"],
                         help="mixed-precision level")
     parser.add_argument("--max_iters", type=int, default=None,
                         help="at most this many iterations per epoch (smoke runs)")
     parser.add_argument("-p", "--profiler_options", type=str, default=None,
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--fleet", action="store_true", help="train with paddle fleet")
+                        help="profile training iterations, e.g. \"batch_range=[10,20];"
+                             "state=CPU;tracer_option=Default;profile_path=model.profile\"")
+    parser.add_argument("--fleet", action="store_true",
+                        help="train with paddle fleet (under paddle.distributed.launch)")
     return parser.parse_args(argv)
 
 
@@ -55,8 +65,59 @@ def select_device(requested: Optional[str]) -> str:
     return device
 
 
+def check_flags(args: argparse.Namespace) -> Optional[str]:
+    """The one-line reason the flags cannot be run together, or None; checked before work."""
+    if args.train_dali:
+        return ("--train_dali: PaddleVideo's DALI reader serves TSN only and is not available "
+                "for SlowFast; train without --train_dali")
+    if args.fleet and LAUNCHER_ENV not in os.environ:
+        return ("--fleet needs the processes of a launcher: python -m paddle.distributed.launch "
+                "--nproc_per_node N main.py --fleet ... (or --gpus 0,1,... on a GPU machine)")
+    if args.fleet and os.environ.get("PADDLE_TRAINERS_NUM") == "1":
+        # paddle.distributed.fleet.distributed_model fails on a single process (Paddle 3.3)
+        return ("--fleet needs 2 or more processes (--nproc_per_node 2 or more); with one "
+                "process, train without --fleet")
+    if args.fleet and args.multigrid:
+        return ("--fleet is not supported with --multigrid (its phases rebuild the model); "
+                "launch with paddle.distributed.launch without --fleet")
+    if args.profiler_options and args.test:
+        return "-p/--profiler_options profiles training iterations; it does not apply to --test"
+    if args.profiler_options:
+        from paddlevideo.utils.profiler import ProfilerOptions, ProfilerOptionsError
+
+        try:
+            ProfilerOptions.parse(args.profiler_options)
+        except ProfilerOptionsError as err:
+            return f"-p/--profiler_options: {err}"
+    return None
+
+
+def run_task(args: argparse.Namespace, cfg) -> None:
+    """--test, --multigrid or plain training, as the flags ask."""
+    if args.test:
+        from paddlevideo.tasks import test_model
+
+        test_model(cfg, weights=args.weights, parallel=True)
+    elif args.multigrid:
+        from paddlevideo.tasks import train_model_multigrid
+
+        train_model_multigrid(cfg, weights=args.weights, validate=args.validate,
+                              seed=args.seed, max_iters=args.max_iters, use_amp=args.amp,
+                              amp_level=args.amp_level)
+    else:
+        from paddlevideo.tasks import train_model
+
+        train_model(cfg, weights=args.weights, parallel=True, validate=args.validate,
+                    use_amp=args.amp, amp_level=args.amp_level, max_iters=args.max_iters,
+                    use_fleet=args.fleet, seed=args.seed)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    problem = check_flags(args)
+    if problem:
+        print(f"Error: {problem}", file=sys.stderr)
+        return 2
     from paddlevideo.utils.config import ConfigError
 
     try:
@@ -68,29 +129,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from paddlevideo.utils.config import get_config
+    from paddlevideo.utils.profiler import enable_profiler
 
     cfg = get_config(args.config, overrides=args.override)
+    if args.seed is not None:
+        cfg["seed"] = args.seed  # the flag wins over -o seed=N and the file
+    enable_profiler(args.profiler_options)
     select_device(cfg["device"])
-    if args.test:
-        from paddlevideo.tasks import test_model
-
-        test_model(cfg, weights=args.weights, parallel=True)
-    elif args.multigrid:
-        from paddlevideo.tasks import train_model_multigrid
-
-        if args.fleet:
-            print("--fleet is not supported with --multigrid (its phases rebuild the model); "
-                  "launch with paddle.distributed.launch without --fleet", file=sys.stderr)
-            return 2
-        train_model_multigrid(cfg, weights=args.weights, validate=args.validate,
-                              seed=args.seed, max_iters=args.max_iters, use_amp=args.amp,
-                              amp_level=args.amp_level)
-    else:
-        from paddlevideo.tasks import train_model
-
-        train_model(cfg, weights=args.weights, parallel=True, validate=args.validate,
-                    use_amp=args.amp, amp_level=args.amp_level, max_iters=args.max_iters,
-                    use_fleet=args.fleet, seed=args.seed)
+    run_task(args, cfg)
     return 0
 
 

@@ -134,7 +134,7 @@ def train_benchmark(cfg, path: str, folder: str, clips: int, rounds: int) -> Dic
 
 
 def test_benchmark(cfg, path: str, folder: str, rounds: int) -> Dict[str, float]:
-    dataset_cfg = dict(cfg.DATASET.test, file_path=write_list(folder, path, 1))
+    dataset_cfg = dict(cfg.DATASET.test, file_path=write_list(folder, path, 1), test_mode=True)
     dataset = build_dataset((dataset_cfg, cfg.PIPELINE.test))
     sampler = next(s for s in dataset.pipeline.steps if isinstance(s, DecodeSampler))
 

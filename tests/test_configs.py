@@ -1,10 +1,14 @@
-"""Every config under configs/ loads, is self-consistent and builds its model."""
+"""Every config under configs/ loads, is self-consistent and builds its model; the shipped
+SlowFast configs are PaddleVideo's, key for key."""
+import fnmatch
 import glob
 import os
+import re
 
 import numpy as np
 import paddle
 import pytest
+import yaml
 
 from paddlevideo.modeling import build_model
 from paddlevideo.utils.config import get_config
@@ -135,3 +139,48 @@ def test_multigrid_long_cycle_factors():
     cfg = get_config(os.path.join(SLOWFAST_DIR, "slowfast_multigrid.yaml"))
     factors = [f["value"] if isinstance(f, dict) else f for f in cfg.MULTIGRID.long_cycle_factors]
     assert factors == [[0.25, 0.7071], [0.5, 0.7071], [0.5, 1], [1, 1]]
+
+
+REFERENCE_DIR = os.path.join(os.path.dirname(REPO), "shared", "reference", "paddlevideo")
+LISTED_DIFFERENCE = re.compile(r"^#\s+([+~]) (\S+?):", re.MULTILINE)
+
+
+def _flatten(node, prefix=""):
+    """``{dotted.key: leaf value}``; list items are numbered (``transform.0.JitterScale``)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    flat = {}
+    for key, value in items:
+        path = f"{prefix}{key}"
+        if isinstance(value, (dict, list)) and value:
+            flat.update(_flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _covered(key, patterns):
+    return any(fnmatch.fnmatchcase(key, p) or key.startswith(p + ".") for p in patterns)
+
+
+@pytest.mark.parametrize("name", ["slowfast.yaml", "slowfast_multigrid.yaml"])
+def test_shipped_config_is_paddlevideos_plus_the_listed_differences(name):
+    with open(os.path.join(SLOWFAST_DIR, name), encoding="utf-8") as f:
+        text = f.read()
+    with open(os.path.join(REFERENCE_DIR, name), encoding="utf-8") as f:
+        reference = _flatten(yaml.safe_load(f))
+    ours = _flatten(yaml.safe_load(text))
+    listed = LISTED_DIFFERENCE.findall(text.split("\n\n")[0].split("\nMODEL:")[0])
+    added = [key for sign, key in listed if sign == "+"]
+    changed = [key for sign, key in listed if sign == "~"]
+    assert added, "the header comment lists no additions"
+    missing = sorted(set(reference) - set(ours))
+    unlisted_additions = sorted(k for k in set(ours) - set(reference) if not _covered(k, added))
+    unlisted_changes = sorted(k for k in set(ours) & set(reference)
+                              if ours[k] != reference[k] and not _covered(k, changed))
+    assert (missing, unlisted_additions, unlisted_changes) == ([], [], [])
+    # and every listed difference is one the file really has
+    for pattern in added:
+        assert any(_covered(k, [pattern]) for k in set(ours) - set(reference)), pattern
+    for pattern in changed:
+        assert any(_covered(k, [pattern]) and ours[k] != reference[k]
+                   for k in set(ours) & set(reference)), pattern

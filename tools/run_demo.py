@@ -29,7 +29,7 @@ def run(cmd: list, title: str) -> None:
     print(f"    ({title}: {time.time() - start:.0f} s)", flush=True)
 
 
-def main() -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", default="data/demo")
@@ -40,7 +40,11 @@ def main() -> int:
                         help="training videos per class (default: make_demo_data.py's)")
     parser.add_argument("--val_per_class", type=int, default=None,
                         help="validation videos per class (default: make_demo_data.py's)")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> int:
+    args = parse_args()
     py = sys.executable
     start = time.time()
     data_dir = args.data_dir

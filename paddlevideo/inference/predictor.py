@@ -18,13 +18,23 @@ Prediction = Tuple[int, str, float]
 
 @dataclass
 class Timings:
-    """Seconds spent so far in preprocessing (decode included) and in the model, in total and
-    per model run (``per_batch``: ``(preprocess, model)`` pairs)."""
+    """Seconds spent so far in preprocessing (decode included), in the model and in
+    postprocessing (top-k and class names), in total and per model run (``per_batch``:
+    ``(preprocess, model)`` pairs)."""
 
     preprocess: float = 0.0
     model: float = 0.0
+    postprocess: float = 0.0
     videos: int = 0
     per_batch: List[Tuple[float, float]] = field(default_factory=list)
+
+    def ms_per_video(self) -> Dict[str, float]:
+        """``{preprocess, inference, postprocess, total}`` in milliseconds per video."""
+        count = max(self.videos, 1)
+        stages = {"preprocess": self.preprocess, "inference": self.model,
+                  "postprocess": self.postprocess}
+        stages["total"] = sum(stages.values())
+        return {name: 1000.0 * seconds / count for name, seconds in stages.items()}
 
 
 class Predictor:
@@ -34,7 +44,8 @@ class Predictor:
     picks Paddle Inference for ``.pdmodel``/``.json`` and ONNX Runtime for ``.onnx``.
     ``predict(path)`` → ``[(class_id, name, score), ...]``, the ``top_k`` classes by probability
     averaged over ``num_views`` clips. Class names come from ``label_file``, else the config's
-    ``label_file`` key, else ``data/k400/Kinetics-400_label_list.txt``.
+    ``label_file`` key, else ``data/k400/Kinetics-400_label_list.txt``. The remaining keyword
+    arguments are Paddle Inference settings (see :class:`EngineOptions`).
     """
 
     def __init__(self, model_file: str, params_file: Optional[str],
@@ -42,7 +53,9 @@ class Predictor:
                  use_tensorrt: bool = False, precision: str = "fp32",
                  enable_mkldnn: bool = True, cpu_threads: Optional[int] = None,
                  batch_size: int = 1, top_k: int = 1, label_file: Optional[str] = None,
-                 num_views: int = 1) -> None:
+                 num_views: int = 1, ir_optim: bool = True, gpu_mem: int = 8000,
+                 use_xpu: bool = False, use_npu: bool = False,
+                 disable_glog: bool = True) -> None:
         cfg = get_config(config) if isinstance(config, str) else config
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
@@ -58,7 +71,9 @@ class Predictor:
         options = EngineOptions(use_gpu=use_gpu, use_tensorrt=use_tensorrt,
                                 precision=precision, enable_mkldnn=enable_mkldnn,
                                 cpu_threads=cpu_threads,
-                                batch_size=self.batch_size * self.preprocess.num_views)
+                                batch_size=self.batch_size * self.preprocess.num_views,
+                                ir_optim=ir_optim, gpu_mem=gpu_mem, use_xpu=use_xpu,
+                                use_npu=use_npu, disable_glog=disable_glog)
         self.model_file = model_file
         self.engine = create_engine(model_file, params_file, options)
         self.timings = Timings()
@@ -88,11 +103,15 @@ class Predictor:
 
     def predict(self, path: str) -> List[Prediction]:
         """Top-``k`` ``(class_id, name, score)`` for one video."""
-        return self.top_classes(self.video_probs([path])[0])
+        return self.predict_batch([path])[0]
 
     def predict_batch(self, paths: Sequence[str]) -> List[List[Prediction]]:
         """:meth:`predict` for several videos run through the model together."""
-        return [self.top_classes(p) for p in self.video_probs(paths)]
+        probs = self.video_probs(paths)
+        start = time.perf_counter()
+        predictions = [self.top_classes(p) for p in probs]
+        self.timings.postprocess += time.perf_counter() - start
+        return predictions
 
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".flv", ".mpeg", ".mpg", ".m4v")

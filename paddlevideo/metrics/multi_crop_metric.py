@@ -8,12 +8,24 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..utils.config import ConfigError
 from ..utils.dist import all_reduce_max, all_reduce_sum
 from ..utils.fileio import write_text_atomic
 from ..utils.logger import get_logger
 from .registry import METRIC
 
 logger = get_logger()
+
+
+def metric_num_classes(metric_cfg: Dict) -> Optional[int]:
+    """``METRIC.num_classes`` or its older spelling ``num_cls`` (one setting; both given with
+    different values is an error); None when neither is set."""
+    values = {key: metric_cfg.get(key) for key in ("num_classes", "num_cls")
+              if metric_cfg.get(key) is not None}
+    if len(set(values.values())) > 1:
+        raise ConfigError(f"METRIC.num_classes ({values['num_classes']}) and METRIC.num_cls "
+                          f"({values['num_cls']}) are one setting with two values; keep one")
+    return next(iter(values.values()), None)
 
 
 @METRIC.register()
@@ -23,15 +35,15 @@ class MultiCropMetric:
     Test sample ``i`` is view ``i % V`` of video ``i // V`` with ``V = num_ensemble_views ×
     num_spatial_crops``. A sample index seen twice (padding in a distributed sampler) counts once.
     Across processes the per-video sums are added at :meth:`accumulate`, so each process must see
-    a disjoint set of samples.
+    a disjoint set of samples. ``num_cls`` is PaddleVideo's older name of ``num_classes``.
     """
 
     def __init__(self, data_size: int, batch_size: int = 1, num_ensemble_views: int = 1,
                  num_spatial_crops: int = 1, num_classes: Optional[int] = None,
                  num_cls: Optional[int] = None, log_interval: int = 1) -> None:
-        num_classes = num_classes if num_classes is not None else num_cls
+        num_classes = metric_num_classes({"num_classes": num_classes, "num_cls": num_cls})
         if num_classes is None:
-            raise ValueError("MultiCropMetric needs num_classes (or num_cls)")
+            raise ConfigError("METRIC: MultiCropMetric needs num_classes (or num_cls)")
         self.num_views = num_ensemble_views * num_spatial_crops
         self.num_classes = int(num_classes)
         self.num_videos = math.ceil(data_size / self.num_views)

@@ -10,9 +10,10 @@ import paddle
 
 from ..inference.labels import LabelMapError, read_label_map
 from ..metrics import build_metric
+from ..metrics.multi_crop_metric import metric_num_classes
 from ..modeling import build_model
 from ..utils.checkpoint import CheckpointError, load_weights
-from ..utils.config import check_config
+from ..utils.config import ConfigError, check_config
 from ..utils.dist import get_rank, init_distributed
 from ..utils.fileio import write_text_atomic
 from ..utils.logger import get_logger, setup_logger
@@ -22,14 +23,19 @@ from .progress import progress
 logger = get_logger()
 
 
-def _metric_config(cfg: Dict[str, Any], dataset) -> Dict[str, Any]:
+def _metric_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """``METRIC`` with the view counts taken from the test dataset when the config omits them."""
     metric_cfg = dict(cfg.get("METRIC") or {"name": "MultiCropMetric"})
     test_cfg = cfg["DATASET"]["test"]
     metric_cfg.setdefault("num_ensemble_views", test_cfg.get("num_ensemble_views", 1))
     metric_cfg.setdefault("num_spatial_crops", test_cfg.get("num_spatial_crops", 1))
-    if "num_classes" not in metric_cfg and "num_cls" not in metric_cfg:
-        metric_cfg["num_classes"] = cfg["MODEL"]["head"]["num_classes"]
+    head_classes = cfg["MODEL"]["head"]["num_classes"]
+    metric_classes = metric_num_classes(metric_cfg)
+    if metric_classes is not None and metric_classes != head_classes:
+        raise ConfigError(f"METRIC.num_classes ({metric_classes}) differs from "
+                          f"MODEL.head.num_classes ({head_classes}); set both to the same value")
+    metric_cfg.pop("num_cls", None)
+    metric_cfg["num_classes"] = head_classes
     return metric_cfg
 
 
@@ -67,15 +73,24 @@ def test_model(cfg: Dict[str, Any], weights: Optional[str],
     setup_logger(out_dir, rank, cfg["log_level"], filename="test.log")
     if not weights:
         raise CheckpointError("--test needs the weights to test: -w path/to/model.pdparams")
+    metric_cfg = _metric_config(cfg)  # a class-count mismatch is reported before any work
+    backbone = cfg["MODEL"].get("backbone") or {}
+    if backbone.get("pretrained"):
+        # -w holds every weight; like PaddleVideo's test task, the backbone's
+        # pretrained file (an ImageNet init for training) is not read
+        backbone["pretrained"] = ""
     model = build_model(cfg["MODEL"])
     load_weights(model, weights)
     model.eval()
+    # As PaddleVideo's test task: its configs leave DATASET.test.test_mode out (the views ×
+    # crops of every video are only produced in test mode).
+    cfg["DATASET"]["test"]["test_mode"] = True
     batch_size = cfg["DATASET"]["test_batch_size"] or cfg["DATASET"]["batch_size"]
     dataset, loader = build_eval_loader(cfg, "test", batch_size)
-    metric = build_metric(_metric_config(cfg, dataset), data_size=len(dataset),
+    metric = build_metric(metric_cfg, data_size=len(dataset),
                           batch_size=batch_size)
-    logger.info("Testing %s on %d videos × %d views", weights, metric.num_videos,
-                metric.num_views)
+    logger.info("Testing %s on %d videos × %d views, batch size %d", weights,
+                metric.num_videos, metric.num_views, batch_size)
     for batch_id, batch in enumerate(progress(loader, desc="test")):
         probs = model(batch, mode="test")
         metric.update(batch_id, batch, probs)

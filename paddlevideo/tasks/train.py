@@ -25,6 +25,8 @@ from ..utils.checkpoint import load_weights, save
 from ..utils.config import ConfigError, check_config, dump_config
 from ..utils.dist import all_reduce_sum, get_rank, get_world_size, init_distributed
 from ..utils.logger import get_logger, setup_logger
+from ..utils.profiler import profiler_step
+from ..utils.run_info import run_header
 from .amp import AmpContext
 from .checkpointing import (
     load_optimizer_state,
@@ -160,6 +162,7 @@ def train_epoch(run: TrainRun, stage: Stage, epoch: int, meter: TrainMeter) -> N
     for step, batch in enumerate(stage.loader):
         if step >= stage.iters:
             break
+        profiler_step()  # main.py -p: starts/stops paddle.profiler at the asked iterations
         meter.data_ready()
         lr_scheduler.step(epoch * stage.iters + step)
         sync = (step + 1) % run.accum_steps == 0 or step + 1 == stage.iters
@@ -256,6 +259,7 @@ def start_run(cfg: Dict[str, Any], parallel: bool, validate: bool, seed: Optiona
         cfg["seed"] = seed
     out_dir = output_dir_of(cfg)
     setup_logger(out_dir, rank, cfg["log_level"])
+    logger.info("%s", run_header(cfg))  # the log's first lines: environment and resolved config
     if rank == 0:
         dump_config(cfg, os.path.join(out_dir, "config.yaml"))
     seed_everything(cfg["seed"])

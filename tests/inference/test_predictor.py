@@ -82,8 +82,8 @@ def reference_probs(video: str, tmp_path) -> np.ndarray:
     list_file = tmp_path / "one.list"
     list_file.write_text(f"{video} 0\n")
     cfg = small_config()
-    dataset_cfg = dict(cfg.DATASET.test, file_path=str(list_file), num_ensemble_views=2,
-                       num_spatial_crops=3)
+    dataset_cfg = dict(cfg.DATASET.test, file_path=str(list_file), test_mode=True,
+                       num_ensemble_views=2, num_spatial_crops=3)
     slow, fast, _, _ = build_dataset((dataset_cfg, predict_pipeline_config(cfg)))[4]
     return dynamic_probs(small_model(), slow[None], fast[None])[0]
 

@@ -75,8 +75,8 @@ def test_same_clip_as_the_test_dataset(tmp_path, test_videos):
     list_file = tmp_path / "test.list"
     list_file.write_text(f"{video} 0\n")
     cfg = small_config()
-    dataset_cfg = dict(cfg.DATASET.test, file_path=str(list_file), num_ensemble_views=2,
-                       num_spatial_crops=3)
+    dataset_cfg = dict(cfg.DATASET.test, file_path=str(list_file), test_mode=True,
+                       num_ensemble_views=2, num_spatial_crops=3)
     pipeline_cfg = predict_pipeline_config(cfg)  # the test pipeline at the model's geometry
     dataset = build_dataset((dataset_cfg, pipeline_cfg))
     slow, fast, _, index = dataset[1 * 3 + 1]

@@ -96,3 +96,12 @@ def test_predictions_csv(tmp_path):
     assert rows[1][:3] == ["a.mp4", "4", "4"]
     assert rows[2][:3] == ["b.mp4", "2", "1"]
     assert float(rows[1][7]) == pytest.approx(0.9)
+
+
+def test_num_classes_and_num_cls_are_one_setting():
+    from paddlevideo.utils.config import ConfigError
+
+    for keys in ({"num_cls": 3}, {"num_classes": 3}, {"num_classes": 3, "num_cls": 3}):
+        assert MultiCropMetric(data_size=2, **keys).scores.shape == (2, 3)
+    with pytest.raises(ConfigError, match=r"METRIC.num_classes \(3\) and METRIC.num_cls \(4\)"):
+        MultiCropMetric(data_size=2, num_classes=3, num_cls=4)

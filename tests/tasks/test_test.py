@@ -56,7 +56,7 @@ def test_cli_test_run(tiny_dataset, tmp_path, always_class_zero, capsys):
 
 
 def test_checkpoint_that_does_not_fit_names_the_keys(tiny_dataset, tmp_path, always_class_zero):
-    cfg = _config(tiny_dataset, tmp_path, ["MODEL.head.num_classes=3"])
+    cfg = _config(tiny_dataset, tmp_path, ["MODEL.head.num_classes=3", "METRIC.num_classes=3"])
     with pytest.raises(CheckpointError, match="head.projection.weight"):
         run_test(cfg, always_class_zero, parallel=False)
     with pytest.raises(CheckpointError, match="not found: .*missing.pdparams"):
@@ -67,3 +67,21 @@ def test_cli_reports_config_errors(tmp_path, capsys):
     assert main_script.main(["-c", DEMO_CONFIG, "-o", "DATASET.batch_sise=2"]) == 2
     err = capsys.readouterr().err
     assert "DATASET.batch_sise" in err and "batch_size" in err
+
+
+def test_metric_and_head_class_counts_must_agree(tiny_dataset, tmp_path, capsys):
+    argv = ["--test", "-c", DEMO_CONFIG, "-w", str(tmp_path / "never_read.pdparams")]
+    for item in tiny_overrides(tiny_dataset, tmp_path) + ["METRIC.num_classes=3"]:
+        argv += ["-o", item]
+    assert main_script.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("Config error: METRIC.num_classes (3) differs from MODEL.head.num_classes "
+                   "(2); set both to the same value")
+
+
+def test_backbone_pretrained_file_is_not_read_when_testing(tiny_dataset, tmp_path,
+                                                          always_class_zero):
+    # as in PaddleVideo's test task: -w holds every weight, MODEL.backbone.pretrained is unused
+    cfg = _config(tiny_dataset, tmp_path,
+                  [f"MODEL.backbone.pretrained={tmp_path / 'imagenet_never_downloaded.pdparams'}"])
+    assert run_test(cfg, always_class_zero, parallel=False)["top1"] == 0.8

@@ -136,3 +136,122 @@ def test_unreadable_single_video_is_named(tmp_path, capsys):
     code = load_tool().main(["--input_file", str(bad), "--use_gpu=False"] + model_args())
     assert code == 1
     assert f"cannot predict {bad}" in capsys.readouterr().err
+
+
+PADDLEVIDEO_FLAGS = {  # PaddleVideo's predict flags, in the spellings its test_tipc uses
+    "--use_gpu": "False", "--use_xpu": "false", "--use_npu": "f", "--precision": "fp16",
+    "--ir_optim": "0", "--use_tensorrt": "False", "--gpu_mem": "4000",
+    "--enable_benchmark": "True", "--enable_mkldnn": "true", "--cpu_threads": "3",
+    "--disable_glog": "t", "--time_test_file": "1", "-b": "2",
+}
+
+
+def test_every_paddlevideo_flag_parses():
+    argv = ["-i", "v.mp4", "-c", "c.yaml", "-o", "INFERENCE.target_size=64",
+            "--model_file", "m.pdmodel", "--params_file", "m.pdiparams"]
+    for flag, value in PADDLEVIDEO_FLAGS.items():
+        argv += [flag, value]
+    args = load_tool().parse_args(argv)
+    assert (args.input_file, args.config, args.override) == \
+        ("v.mp4", "c.yaml", ["INFERENCE.target_size=64"])
+    assert (args.use_gpu, args.use_xpu, args.use_npu, args.ir_optim, args.use_tensorrt) == \
+        (False, False, False, False, False)
+    assert (args.enable_benchmark, args.enable_mkldnn, args.disable_glog,
+            args.time_test_file) == (True, True, True, True)
+    assert (args.precision, args.gpu_mem, args.cpu_threads, args.batch_size) == \
+        ("fp16", 4000, 3, 2)
+
+
+def test_help_lists_every_option_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        load_tool().parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in list(PADDLEVIDEO_FLAGS) + ["--input_file", "--config", "--override",
+                                           "--model_file", "--params_file", "--batch_size"]:
+        assert flag in text, flag
+    for default in ("GPU (without one: a one-line note, then the CPU) (default: True)",
+                    "(default: 8000)", "(default: fp32)", "(None: Paddle's choice) (default: None)",
+                    "--enable_benchmark BOOL"):
+        assert default in text, default
+
+
+def test_paddle_inference_options_reach_the_engine():
+    tool = load_tool()
+    base = ["-i", EXAMPLE, "--use_gpu", "False"] + model_args()
+    predictor = tool.build_predictor(tool.parse_args(
+        base + ["--ir_optim", "False", "--gpu_mem", "1234", "--cpu_threads", "3"]))
+    config = predictor.engine.config
+    assert config.ir_optim() is False and config.cpu_math_library_num_threads() == 3
+    assert predictor.engine.options.gpu_mem == 1234
+    default = tool.build_predictor(tool.parse_args(base)).engine.config
+    assert default.ir_optim() is True and default.mkldnn_enabled()
+
+
+def test_enable_benchmark_prints_the_stage_times(capsys):
+    code = load_tool().main(["-i", EXAMPLE, "--use_gpu=False", "--enable_benchmark", "True",
+                             "--time_test_file", "True"] + model_args())
+    assert code == 0
+    out = capsys.readouterr().out
+    times = dict(re.findall(r"\[Benchmark\] (\w+)_time\(ms\): ([\d.]+) per video", out))
+    assert sorted(times) == ["inference", "postprocess", "preprocess", "total"]
+    stages = {k: float(v) for k, v in times.items()}
+    assert stages["preprocess"] > 0 and stages["inference"] > 0
+    assert stages["total"] == pytest.approx(stages["preprocess"] + stages["inference"]
+                                            + stages["postprocess"], abs=0.02)
+    assert re.search(rf"Predicted {re.escape(EXAMPLE)} \(1 videos\) in [\d.]+ s", out)
+
+
+def test_glog_shown_only_when_asked(tmp_path):
+    def stderr(disable):
+        proc = subprocess.run(
+            [sys.executable, str(TOOL), "-i", EXAMPLE, "--use_gpu", "False", "--disable_glog",
+             disable] + model_args(), capture_output=True, text=True, cwd=REPO_ROOT,
+            timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stderr
+
+    assert "Running analysis" in stderr("False")
+    assert "Running analysis" not in stderr("True")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["-b", "0"], "--batch_size must be at least 1, got 0"),
+    (["--top_k", "0"], "--top_k must be at least 1, got 0"),
+    (["--gpu_mem", "0"], "--gpu_mem must be at least 1, got 0"),
+    (["--output", "{tmp}"], "is a folder; give a file name such as results.json"),
+    (["--output", "{tmp}/no/such/dir/out.json"], "does not exist"),
+])
+def test_unusable_arguments_are_refused_before_work(tmp_path, capsys, extra, message):
+    extra = [item.replace("{tmp}", str(tmp_path)) for item in extra]
+    code = load_tool().main(["-i", EXAMPLE, "--use_gpu=False"] + model_args() + extra)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag, message", [("--use_xpu", "no XPU support"),
+                                           ("--use_npu", "no NPU device plugin")])
+def test_devices_this_paddle_lacks_are_refused(capsys, flag, message):
+    code = load_tool().main(["-i", EXAMPLE, "--use_gpu=False", flag, "True"] + model_args())
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("name, which", [("SlowFast.pdmodel", "model"),
+                                         ("SlowFast.json", "model"),
+                                         ("SlowFast.pdiparams", "params")])
+def test_garbage_model_files_give_one_line_not_a_crash(tmp_path, name, which):
+    import numpy as np
+
+    real = small_export("json" if name.endswith(".json") else "pdmodel")
+    garbage = tmp_path / name
+    garbage.write_bytes(np.random.default_rng(3).integers(0, 256, 4096, np.uint8).tobytes())
+    model = str(garbage) if which == "model" else real["model"]
+    params = str(garbage) if which == "params" else real["params"]
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), "-i", EXAMPLE, "--use_gpu", "False", "--config",
+         str(small_config_file()), "--model_file", model, "--params_file", params],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {garbage} is not a Paddle")
