@@ -118,6 +118,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if problem:
         print(f"Error: {problem}", file=sys.stderr)
         return 2
+    from paddlevideo.tasks.stopping import TrainingStopped
     from paddlevideo.utils.config import ConfigError
 
     try:
@@ -125,6 +126,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigError as err:  # every config mistake, at any depth: one line, exit 2
         print(f"Config error: {err}", file=sys.stderr)
         return 2
+    except TrainingStopped as stop:  # SIGTERM/SIGINT: a resumable checkpoint was written
+        print(str(stop), file=sys.stderr)
+        return stop.exit_code
 
 
 def run(args: argparse.Namespace) -> int:

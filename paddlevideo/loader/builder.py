@@ -9,6 +9,7 @@ from paddle.io import DataLoader, DistributedBatchSampler
 
 from ..utils.config import ConfigError, to_plain
 from ..utils.registry import build_from_config
+from ..utils.stop_signals import die_with_parent
 from .pipelines.compose import Compose
 from .pipelines.random_state import seed_pipeline_rng
 from .registry import DATASETS
@@ -32,6 +33,11 @@ def build_dataset(cfg: Tuple[Mapping[str, Any], Mapping[str, Any]]) -> Any:
 
 def _rank_and_world() -> Tuple[int, int]:
     return paddle.distributed.get_rank(), max(paddle.distributed.get_world_size(), 1)
+
+
+def _worker_started(worker_id: int) -> None:
+    """A loader worker ends with its trainer, even one killed outright (``kill -9``)."""
+    die_with_parent()
 
 
 class _SeededItems:
@@ -101,7 +107,7 @@ class VideoDataLoader:
         self._loader = DataLoader(_SeededItems(dataset), batch_sampler=_SeededBatches(self),
                                   places=places, num_workers=num_workers,
                                   use_shared_memory=use_shared_memory, return_list=True,
-                                  **kwargs)
+                                  worker_init_fn=_worker_started, **kwargs)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

@@ -16,7 +16,6 @@ from ..utils.checkpoint import (
     CheckpointError,
     NonFiniteCheckpointError,
     checkpoint_paths,
-    latest_checkpoint_epoch,
     load,
     load_weights,
     non_finite_entries,
@@ -218,42 +217,6 @@ def load_optimizer_state(optimizer: Any, model: nn.Layer, state: Dict[str, Any])
     PaddleVideo writes them) load as they are."""
     names = {name: p.name for name, p in model.named_parameters()}
     optimizer.set_state_dict(_rename_accumulators(state, names))
-
-
-def resolve_resume_epoch(resume_epoch: Any, resume: Any, output_dir: str,
-                         model_name: str) -> int:
-    """The number of completed epochs to resume from (0: start fresh). Superseded by
-    :func:`.resume.resolve_resume`, which checks the value and the run identity.
-
-    ``resume_epoch=N`` resumes from epoch N's files (an error if they are missing);
-    ``resume=auto`` (or ``True``) from the newest complete checkpoint, if any.
-    """
-    if resume_epoch:
-        paths = checkpoint_paths(output_dir, model_name, int(resume_epoch))
-        for path in paths.values():
-            if not os.path.isfile(path):
-                raise CheckpointError(f"resume_epoch={resume_epoch}: {path} does not exist")
-        return int(resume_epoch)
-    if resume in ("auto", True):
-        latest = latest_checkpoint_epoch(output_dir, model_name)
-        if latest:
-            logger.info("resume=auto: newest complete checkpoint is epoch %d in %s", latest,
-                        output_dir)
-        return latest or 0
-    return 0
-
-
-def load_training_checkpoint(output_dir: str, model_name: str, epoch: int, model: nn.Layer,
-                             optimizer: Any) -> Dict[str, Any]:
-    """Restore model and optimizer from epoch ``epoch``'s files; returns the ``.pdopt`` dict."""
-    paths = checkpoint_paths(output_dir, model_name, epoch)
-    load_weights(unwrap(model), paths["model"])
-    state = load(paths["state"])
-    if "optimizer" not in state:
-        raise CheckpointError(f"{paths['state']} has no optimizer state")
-    load_optimizer_state(optimizer, unwrap(model), state["optimizer"])
-    logger.info("Resumed from %s (epoch %d)", paths["model"], epoch)
-    return state
 
 
 def load_checkpoint_unit(unit: CheckpointUnit, model: nn.Layer,

@@ -153,8 +153,10 @@ def _explicit_epoch(epoch: int, output_dir: str, model_name: str,
     unit = read_manifest(manifest) if os.path.isfile(manifest) else \
         legacy_checkpoint(output_dir, model_name, epoch)
     if unit is None:
-        raise ConfigError(f"resume_epoch={epoch}: {model_name}_epoch_{epoch:05d}.pdparams and "
-                          f".pdopt are not both in {output_dir}")
+        stem = os.path.join(output_dir, f"{model_name}_epoch_{epoch:05d}")
+        missing = next(f"{stem}{suffix}" for suffix in (".pdparams", ".pdopt")
+                       if not os.path.isfile(f"{stem}{suffix}"))
+        raise ConfigError(f"resume_epoch={epoch}: {missing} does not exist", key="resume_epoch")
     if unit.manifest_path and unit.identity != identity:
         logger.warning("resume_epoch=%d: the checkpoint was written by another run (%s; this "
                        "run: %s); continuing as asked", epoch, _describe(unit.identity),

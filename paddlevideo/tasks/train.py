@@ -12,27 +12,37 @@ import math
 import os
 import random
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import paddle
 import paddle.nn as nn
 
+from ..loader.dataset.bad_videos import (
+    BadVideoError,
+    check_bad_video_fraction,
+    distinct_bad_videos,
+)
 from ..modeling import build_model
 from ..modeling.layers import aggregate_sub_bn_stats
 from ..solver import build_lr, build_optimizer
-from ..utils.checkpoint import load_weights, save
+from ..utils.checkpoint import (
+    NonFiniteCheckpointError,
+    load_weights,
+    non_finite_entries,
+    save_finite_weights,
+)
 from ..utils.config import ConfigError, check_config, dump_config
 from ..utils.dist import all_reduce_sum, get_rank, get_world_size, init_distributed
+from ..utils.fileio import remove_stale_temporaries
 from ..utils.logger import get_logger, setup_logger
 from ..utils.profiler import profiler_step
 from ..utils.run_info import run_header
 from .amp import AmpContext
 from .checkpointing import (
+    load_checkpoint_unit,
     load_optimizer_state,
-    load_training_checkpoint,
     optimizer_state_by_structured_name,
-    resolve_resume_epoch,
     save_training_checkpoint,
     unwrap,
 )
@@ -40,7 +50,9 @@ from .data import build_eval_loader, build_train_loader, output_dir_of
 from .plans import MultigridPlan, PlainPlan
 from .precise_bn import bn_layers, do_preciseBN
 from .progress import MetricWriter, TrainMeter, progress
+from .resume import ResumeDecision, resolve_resume, run_identity, set_aside_checkpoints
 from .static_graph import apply_to_static
+from .stopping import Interrupted, finish_stop, install_stop_request, stop_requested
 
 logger = get_logger()
 
@@ -84,9 +96,12 @@ class TrainRun:
     max_iters: Optional[int] = None  # per epoch, for smoke runs
     use_fleet: bool = False
     accum_steps: int = 1             # the same in every stage (from the base batch size)
+    identity: Optional[Dict[str, Any]] = None    # config hash + seed, in every manifest
+    decision: Optional[ResumeDecision] = None    # where training starts
+    stop: Any = None                             # the SIGTERM/SIGINT request, when installed
     valid_loader: Any = None
     best_top1: float = -1.0  # -1: the first validation always saves a best model
-    last_checkpoint: Optional[str] = None
+    last_checkpoint: Optional[str] = None        # the newest unit written (finite)
 
     @property
     def model_name(self) -> str:
@@ -144,27 +159,35 @@ def build_stage(run: TrainRun, plan: Any, epoch: int, previous: Optional[Stage])
     return Stage(cfg, model, optimizer, lr_scheduler, train_set, loader, iters)
 
 
-def _check_finite(loss_value: float, epoch: int, step: int, lr: float,
-                  last_checkpoint: Optional[str]) -> None:
-    if not math.isfinite(loss_value):
-        raise TrainingDivergedError(
-            f"Loss is {loss_value} at epoch {epoch}, iteration {step} (lr {lr:.6g}). "
-            f"Last good checkpoint: {last_checkpoint or 'none written yet'}. Lower the learning "
-            f"rate or check the data, then resume with -o resume_epoch=N.")
+def _diverged(what: str, run: TrainRun) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"{what}. Last good checkpoint: {run.last_checkpoint or 'none written yet'}. Lower the "
+        f"learning rate or check the data, then resume from it (-o resume=<its .pdparams>).")
 
 
-def train_epoch(run: TrainRun, stage: Stage, epoch: int, meter: TrainMeter) -> None:
-    """One pass over the stage's loader; the LR is set from the global iteration before each
-    step, and the weights are updated every ``run.accum_steps`` iterations."""
+def _step_seed(seed: int, epoch: int, step: int) -> int:
+    """The Paddle (dropout) seed of one iteration: a resumed epoch draws what it would have."""
+    return int(np.random.SeedSequence([seed, epoch, step]).generate_state(1)[0] % 2**31)
+
+
+def train_epoch(run: TrainRun, stage: Stage, epoch: int, meter: TrainMeter,
+                start_step: int = 0) -> None:
+    """One pass over the stage's loader from iteration ``start_step``; the LR is set from the
+    global iteration before each step, and the weights are updated every ``run.accum_steps``
+    iterations. A stop request is answered at an update: :class:`Interrupted`."""
     model, optimizer, lr_scheduler = stage.model, stage.optimizer, stage.lr_scheduler
     model.train()
     meter.start_epoch(epoch, stage.iters)
-    for step, batch in enumerate(stage.loader):
+    if start_step >= stage.iters:
+        return  # only the end-of-epoch steps were left
+    stage.loader.start_at(start_step)
+    for step, batch in enumerate(stage.loader, start=start_step):
         if step >= stage.iters:
             break
         profiler_step()  # main.py -p: starts/stops paddle.profiler at the asked iterations
         meter.data_ready()
         lr_scheduler.step(epoch * stage.iters + step)
+        paddle.seed(_step_seed(run.cfg["seed"], epoch, step))
         sync = (step + 1) % run.accum_steps == 0 or step + 1 == stage.iters
         with run.amp.no_sync(model, sync):
             with run.amp.autocast():
@@ -174,11 +197,15 @@ def train_epoch(run: TrainRun, stage: Stage, epoch: int, meter: TrainMeter) -> N
             run.amp.step(optimizer)
             optimizer.clear_grad()
         loss_value = float(outputs["loss"])
-        _check_finite(loss_value, epoch + 1, step + 1, lr_scheduler(), run.last_checkpoint)
+        if not math.isfinite(loss_value):
+            raise _diverged(f"Loss is {loss_value} at epoch {epoch + 1}, iteration {step + 1} "
+                            f"(lr {lr_scheduler():.6g})", run)
         meter.step_done(batch[0].shape[0], loss_value, float(outputs["top1"]),
                         float(outputs["top5"]), lr_scheduler())
         if (step + 1) % run.cfg["log_interval"] == 0 or step + 1 == stage.iters:
             meter.log_step(step + 1)
+        if sync and step + 1 < stage.iters and stop_requested(run.stop, run.world_size):
+            raise Interrupted(epoch, step + 1)
 
 
 @paddle.no_grad()
@@ -192,8 +219,12 @@ def sync_bn_buffers(model: nn.Layer) -> None:
 
 
 @paddle.no_grad()
-def run_validation(model: nn.Layer, loader, epoch: int, amp: AmpContext) -> Dict[str, float]:
-    """Loss (on logits), top-1 and top-5 over the whole validation set, all processes."""
+def run_validation(model: nn.Layer, loader, epoch: int, amp: AmpContext,
+                   should_stop: Any = None) -> Dict[str, float]:
+    """Loss (on logits), top-1 and top-5 over the whole validation set, all processes.
+    ``should_stop()`` is asked after every batch (one process only: the shards of several differ
+    in length, so no collective may run per batch); True ends validation with
+    :class:`Interrupted`."""
     model = unwrap(model)
     model.eval()
     totals = np.zeros(4, dtype=np.float64)  # loss·n, top1·n, top5·n, n
@@ -203,6 +234,9 @@ def run_validation(model: nn.Layer, loader, epoch: int, amp: AmpContext) -> Dict
         n = batch[0].shape[0]
         totals += [float(outputs["loss"]) * n, float(outputs["top1"]) * n,
                    float(outputs["top5"]) * n, n]
+        if should_stop is not None and should_stop():
+            model.train()
+            raise Interrupted(epoch, -1)
     totals = all_reduce_sum(totals)
     count = max(totals[3], 1)
     model.train()
@@ -211,45 +245,69 @@ def run_validation(model: nn.Layer, loader, epoch: int, amp: AmpContext) -> Dict
 
 
 def validate(run: TrainRun, model: nn.Layer, done: int) -> None:
-    """Validation after ``done`` epochs; the best model so far is saved."""
-    result = run_validation(model, run.valid_loader, done, run.amp)
+    """Validation after ``done`` epochs; the best model so far is saved (finite only). A
+    non-finite validation loss stops training as a non-finite training loss does."""
+    local_stop = (lambda: run.stop is not None and run.stop.requested) \
+        if run.world_size == 1 else None
+    result = run_validation(model, run.valid_loader, done, run.amp, local_stop)
     run.writer.scalars("val", result, done)
     logger.info("[VALID] epoch %d: loss %.4f top1 %.4f top5 %.4f (%d samples)", done,
                 result["loss"], result["top1"], result["top5"], result["samples"])
+    if not math.isfinite(result["loss"]):
+        raise _diverged(f"Validation loss is {result['loss']} after epoch {done}", run)
     if result["top1"] > run.best_top1:
         run.best_top1 = result["top1"]
         if run.rank == 0:
-            save(unwrap(model).state_dict(),
-                 os.path.join(run.out_dir, f"{run.model_name}_best.pdparams"))
+            save_finite_weights(unwrap(model).state_dict(),
+                                os.path.join(run.out_dir, f"{run.model_name}_best.pdparams"))
         logger.info("Best top1 so far: %.4f (saved %s_best.pdparams)", run.best_top1,
                     run.model_name)
 
 
-def save_checkpoint(run: TrainRun, stage: Stage, done: int) -> None:
+def save_checkpoint(run: TrainRun, stage: Stage, epochs_done: int, iteration: int = 0) -> None:
+    """A checkpoint unit of ``epochs_done`` epochs and ``iteration`` iterations, written by rank
+    0; weights with NaN or infinity are never written: training stops, naming the last unit."""
+    plain = unwrap(stage.model)
+    aggregate_sub_bn_stats(plain)
+    bad = non_finite_entries(plain.state_dict())  # every rank: they hold the same weights
+    if bad:
+        raise _diverged(f"Weights after epoch {epochs_done}"
+                        f"{f', iteration {iteration}' if iteration else ''} hold NaN or "
+                        f"infinity ({', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}); "
+                        f"no checkpoint was written", run)
     if run.rank == 0:
-        run.last_checkpoint = save_training_checkpoint(
-            run.out_dir, run.model_name, done, stage.model, stage.optimizer,
-            {"best_top1": run.best_top1, "scaler": run.amp.state_dict()})
-        logger.info("Saved checkpoint %s", run.last_checkpoint)
+        try:
+            path = save_training_checkpoint(
+                run.out_dir, run.model_name, epochs_done, stage.model, stage.optimizer,
+                {"best_top1": run.best_top1, "scaler": run.amp.state_dict()},
+                iteration=iteration, global_step=epochs_done * stage.iters + iteration,
+                run_identity=run.identity)
+        except NonFiniteCheckpointError as err:  # an optimizer accumulator
+            raise _diverged(str(err), run) from err
+        logger.info("Saved checkpoint %s", path)
     else:
-        run.last_checkpoint = "(written by rank 0)"
+        path = "(written by rank 0)"
+    run.last_checkpoint = path
 
 
-def _bad_video_count(dataset, cfg: Dict[str, Any]) -> int:
-    """Videos that failed to decode, over all processes; stops training, listing them, when
-    more than ``bad_video_max_fraction`` of the data set failed."""
+def _bad_videos(run: TrainRun, dataset: Any) -> Tuple[int, Optional[Exception]]:
+    """Distinct bad videos over all processes (collective), and the BadVideoError to raise once
+    the epoch is saved when more than ``bad_video_max_fraction`` of the data set failed."""
     if not hasattr(dataset, "bad_videos"):
-        return 0
-    from ..loader import check_bad_video_fraction
-
-    count = int(all_reduce_sum(np.array([len(dataset.bad_videos())], dtype=np.int64))[0])
-    return check_bad_video_fraction(dataset, float(cfg["bad_video_max_fraction"]), count)
+        return 0, None
+    bad = distinct_bad_videos(dataset.bad_videos())
+    try:
+        check_bad_video_fraction(dataset, float(run.cfg["bad_video_max_fraction"]), bad=bad)
+    except BadVideoError as err:
+        return len(bad), err
+    return len(bad), None
 
 
 def start_run(cfg: Dict[str, Any], parallel: bool, validate: bool, seed: Optional[int],
               use_amp: bool = False, amp_level: Optional[str] = None, **options: Any) -> TrainRun:
-    """Process group, seed, logger, resolved config, validation loader: what every run needs.
-    ``options`` are :class:`TrainRun` fields (weights, max_iters, use_fleet)."""
+    """Process group, seed, where training starts (refusing another run's folder), logger,
+    resolved config, validation loader: what every run needs, in that order, so that nothing is
+    written into a folder the run may not use. ``options`` are :class:`TrainRun` fields."""
     check_config(cfg, "<config>")  # fills the defaults of a config not read by get_config
     if parallel:
         init_distributed()
@@ -258,9 +316,18 @@ def start_run(cfg: Dict[str, Any], parallel: bool, validate: bool, seed: Optiona
     if seed is not None:
         cfg["seed"] = seed
     out_dir = output_dir_of(cfg)
+    identity = run_identity(cfg)
+    decision = resolve_resume(cfg["resume"], cfg["resume_epoch"], out_dir, cfg["model_name"],
+                              identity)
     setup_logger(out_dir, rank, cfg["log_level"])
     logger.info("%s", run_header(cfg))  # the log's first lines: environment and resolved config
     if rank == 0:
+        if decision.action == "start_over":
+            moved = set_aside_checkpoints(out_dir, cfg["model_name"])
+            if moved:
+                logger.info("resume=no: the earlier checkpoints were moved to %s", moved)
+        for path in remove_stale_temporaries(out_dir):
+            logger.info("Removed %s, left by an interrupted save", path)
         dump_config(cfg, os.path.join(out_dir, "config.yaml"))
     seed_everything(cfg["seed"])
     if options.get("use_fleet"):
@@ -269,7 +336,7 @@ def start_run(cfg: Dict[str, Any], parallel: bool, validate: bool, seed: Optiona
         fleet.init(is_collective=True)
     writer = MetricWriter(os.path.join(out_dir, "vdl") if rank == 0 else None)
     run = TrainRun(cfg, out_dir, rank, world_size, AmpContext(use_amp, amp_level), writer,
-                   **options)
+                   identity=identity, decision=decision, **options)
     run.accum_steps = gradient_accumulation_steps(cfg, cfg["DATASET"]["batch_size"], world_size)
     if validate:
         batch_size = cfg["DATASET"]["valid_batch_size"] or cfg["DATASET"]["batch_size"]
@@ -279,20 +346,40 @@ def start_run(cfg: Dict[str, Any], parallel: bool, validate: bool, seed: Optiona
 
 def end_epoch(run: TrainRun, plan: Any, stage: Stage, epoch: int, meter: TrainMeter) -> None:
     """Epoch summary; BN statistics made current and equal on every rank; then, as the plan
-    says, precise BN, validation (+ best model) and a checkpoint."""
+    says, precise BN, validation (+ best model) and a checkpoint. Too many bad videos stop
+    training after the epoch's checkpoint is written."""
     done = epoch + 1
-    meter.log_epoch(bad_videos=_bad_video_count(stage.train_set, run.cfg))
+    bad_count, too_many_bad = _bad_videos(run, stage.train_set)
+    meter.log_epoch(bad_videos=bad_count)
     plain = unwrap(stage.model)
     aggregate_sub_bn_stats(plain)  # every rank, before the statistics are used
     sync_bn_buffers(plain)
+    if stop_requested(run.stop, run.world_size):
+        raise Interrupted(epoch, stage.iters)
     precise_cfg = run.cfg.get("PRECISEBN")
     if precise_cfg and plan.is_precise_bn_epoch(epoch):
         do_preciseBN(plain, plan.precise_bn_loader(stage), run.world_size > 1,
                      precise_cfg["num_iters_preciseBN"])
     if run.valid_loader is not None and plan.is_eval_epoch(epoch):
-        validate(run, stage.model, done)
-    if done % run.cfg["save_interval"] == 0 or done == plan.total_epochs:
+        try:
+            validate(run, stage.model, done)
+        except Interrupted:
+            raise Interrupted(epoch, stage.iters) from None
+    if too_many_bad is not None or done % run.cfg["save_interval"] == 0 \
+            or done == plan.total_epochs:
         save_checkpoint(run, stage, done)
+    if too_many_bad is not None:
+        raise too_many_bad
+
+
+def _resume_from_unit(run: TrainRun, stage: Stage) -> int:
+    """Load the unit the run continues from; returns the iteration to start the epoch at."""
+    unit = run.decision.unit
+    state = load_checkpoint_unit(unit, stage.model, stage.optimizer)
+    run.amp.load_state_dict(state.get("scaler"))
+    run.best_top1 = float(state.get("best_top1", -1.0))
+    run.last_checkpoint = unit.model_path
+    return int(unit.iteration)
 
 
 def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bool = True,
@@ -300,35 +387,48 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
                 max_iters: Optional[int] = None, use_fleet: bool = False,
                 seed: Optional[int] = None, multigrid: bool = False) -> Dict[str, Any]:
     """Train ``cfg``'s model (with the multigrid schedule of ``cfg.MULTIGRID`` when
-    ``multigrid``); returns best_top1, last_checkpoint, output_dir and model."""
+    ``multigrid``); returns best_top1, last_checkpoint, output_dir and model.
+
+    Rerunning the same training in the same ``output_dir`` continues it from its newest complete
+    checkpoint (``resume: auto``, the default). On SIGTERM/SIGINT the run writes a checkpoint of
+    the point reached and raises :class:`~.stopping.TrainingStopped`.
+    """
     check_config(cfg, "<config>")
     plan = MultigridPlan(cfg) if multigrid else PlainPlan(cfg)
     run = start_run(cfg, parallel, validate, seed, use_amp, amp_level, weights=weights,
                     max_iters=max_iters, use_fleet=use_fleet)
     if multigrid:
         logger.info("\n%s", plan.table())
-    start_epoch = resolve_resume_epoch(cfg["resume_epoch"], cfg["resume"], run.out_dir,
-                                       run.model_name)
-    if start_epoch:
+    unit = run.decision.unit
+    start_epoch = unit.epoch if unit is not None else 0
+    if unit is not None:
         run.weights = None  # the checkpoint holds the weights
     stage = build_stage(run, plan, start_epoch, previous=None)
-    if start_epoch:
-        state = load_training_checkpoint(run.out_dir, run.model_name, start_epoch, stage.model,
-                                         stage.optimizer)
-        run.amp.load_state_dict(state.get("scaler"))
-        run.best_top1 = float(state.get("best_top1", -1.0))
+    start_step = _resume_from_unit(run, stage) if unit is not None else 0
     meter = TrainMeter(plan.total_epochs, run.world_size, run.writer)
-    meter.global_step = start_epoch * stage.iters  # curves continue where the run left off
-    for epoch in range(start_epoch, plan.total_epochs):
-        if epoch != start_epoch and plan.starts_stage(epoch):
-            stage = build_stage(run, plan, epoch, previous=stage)
-            logger.info("%s", plan.describe_stage(epoch))
-        # per-epoch seeds make a resumed run draw exactly what the uninterrupted run drew
-        seed_everything(cfg["seed"] + epoch)
-        stage.loader.set_epoch(epoch)
-        train_epoch(run, stage, epoch, meter)
-        end_epoch(run, plan, stage, epoch, meter)
-    run.writer.close()
+    # curves continue where the run left off
+    meter.global_step = start_epoch * stage.iters + start_step
+    run.stop = install_stop_request()
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, plan.total_epochs):
+            if epoch != start_epoch and plan.starts_stage(epoch):
+                stage = build_stage(run, plan, epoch, previous=stage)
+                logger.info("%s", plan.describe_stage(epoch))
+            seed_everything(cfg["seed"] + epoch)
+            stage.loader.set_epoch(epoch)
+            train_epoch(run, stage, epoch, meter, start_step if epoch == start_epoch else 0)
+            end_epoch(run, plan, stage, epoch, meter)
+    except Interrupted as stop:
+        save_checkpoint(run, stage, stop.epochs_done, stop.iteration)
+        logger.warning("Stopped by %s after %d epochs and %d iterations; rerun the same command "
+                       "to continue from %s", run.stop.signal_name if run.stop else "a signal",
+                       stop.epochs_done, stop.iteration, run.last_checkpoint)
+        raise finish_stop(run.stop, run.last_checkpoint) from None
+    finally:
+        if run.stop is not None:
+            run.stop.restore()
+        run.writer.close()
     logger.info("Training finished: best top1 %.4f, outputs in %s", run.best_top1, run.out_dir)
     return {"best_top1": run.best_top1, "last_checkpoint": run.last_checkpoint,
             "output_dir": run.out_dir, "model": unwrap(stage.model)}

@@ -188,17 +188,3 @@ def checkpoint_paths(output_dir: str, model_name: str, epoch: int) -> Dict[str, 
     """The two files of one training checkpoint."""
     stem = os.path.join(output_dir, f"{model_name}_epoch_{epoch:05d}")
     return {"model": f"{stem}.pdparams", "state": f"{stem}.pdopt"}
-
-
-def latest_checkpoint_epoch(output_dir: str, model_name: str) -> Optional[int]:
-    """The newest epoch with both its ``.pdparams`` and ``.pdopt`` present, or None."""
-    if not os.path.isdir(output_dir):
-        return None
-    epochs = []
-    for name in os.listdir(output_dir):
-        match = _EPOCH_RE.search(name)
-        if match and name.startswith(f"{model_name}_epoch_"):
-            epoch = int(match.group(1))
-            if os.path.isfile(checkpoint_paths(output_dir, model_name, epoch)["state"]):
-                epochs.append(epoch)
-    return max(epochs) if epochs else None

@@ -44,7 +44,7 @@ def test_run_writes_checkpoints_logs_visualdl_and_best(two_epoch_run):
 def test_resume_reaches_the_uninterrupted_weights(two_epoch_run, tiny_dataset, tmp_path):
     out, _ = two_epoch_run
     # a run that stopped after epoch 1: only the first checkpoint exists
-    for suffix in ("pdparams", "pdopt"):
+    for suffix in ("pdparams", "pdopt", "json"):  # one checkpoint unit
         shutil.copy(out / f"SlowFastDemo_epoch_00001.{suffix}", tmp_path)
     _train(tiny_dataset, tmp_path, extra=["resume=auto"])
     expected = load(str(out / "SlowFastDemo_epoch_00002.pdparams"))

@@ -10,7 +10,6 @@ from paddlevideo.utils.checkpoint import (
     CheckpointError,
     NonFiniteCheckpointError,
     checkpoint_paths,
-    latest_checkpoint_epoch,
     load,
     load_pretrained,
     load_weights,
@@ -235,22 +234,6 @@ def test_checkpoint_paths_names():
     paths = checkpoint_paths("out", "SlowFast", 7)
     assert paths == {"model": os.path.join("out", "SlowFast_epoch_00007.pdparams"),
                      "state": os.path.join("out", "SlowFast_epoch_00007.pdopt")}
-
-
-def test_latest_checkpoint_epoch_needs_both_files(tmp_path):
-    out = str(tmp_path)
-    assert latest_checkpoint_epoch(str(tmp_path / "absent"), "SlowFast") is None
-    assert latest_checkpoint_epoch(out, "SlowFast") is None
-    for epoch, suffixes in ((1, ("model", "state")), (2, ("model", "state")), (3, ("model",)),
-                            (4, ("state",))):
-        for suffix in suffixes:
-            open(checkpoint_paths(out, "SlowFast", epoch)[suffix], "wb").close()
-    for suffix in ("model", "state"):  # another model in the same folder
-        open(checkpoint_paths(out, "Other", 9)[suffix], "wb").close()
-    open(os.path.join(out, "SlowFast_best.pdparams"), "wb").close()
-    assert latest_checkpoint_epoch(out, "SlowFast") == 2
-    assert latest_checkpoint_epoch(out, "Other") == 9
-    assert latest_checkpoint_epoch(out, "Slow") is None
 
 
 def test_non_finite_entries_names_parameters_and_bn_buffers(saved):
