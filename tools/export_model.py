@@ -35,8 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    # The legacy program format needs the old IR selected before paddle is first imported.
-    if args.format == "pdmodel":
+    # The legacy program format needs the old IR selected before paddle is first imported. When
+    # paddle is already imported (main() called from Python), the export's own IR guard selects
+    # it, and the process's environment is left as it was: later Paddle code reads the variable.
+    if args.format == "pdmodel" and "paddle" not in sys.modules:
         os.environ["FLAGS_enable_pir_api"] = "0"
     # Paddle's C++ INFO lines ("New Executor is Running") would mix with the tool's output.
     os.environ.setdefault("GLOG_minloglevel", "1")
