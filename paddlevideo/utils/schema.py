@@ -154,6 +154,9 @@ SCHEMA = Table({
     "resume": Value(None),
     "resume_epoch": Value(0, "int", minimum=0),
     "device": Value(None, "str"),
+    # seconds a rank waits in a collective for its peers before it stops with a message
+    # naming itself, its node and the collective (utils/dist.py)
+    "dist_timeout": Value(1800, "number", minimum=1),
     "to_static": Value(False, "bool"),
     "bad_video_max_fraction": Value(0.05, "number", minimum=0, maximum=1),
     "skip_head": Value(False, "bool"),
