@@ -1,7 +1,8 @@
 """Training speed as 1 × 1, 1 node × 2 processes and 2 nodes × 1 process (on loopback), and the
 all-reduce share of a step.
 
-    python benchmarks/multinode_speed.py [--model small|full] [--steps 5] [--warmup 2]
+    python benchmarks/multinode_speed.py [--model small|full] [--steps 5] [--rounds 3]
+                                         [--warmup 2]
 
 Every row trains the same model (``small``: slowfast.yaml narrowed to the test model, width 8,
 16 frames, 64 crop; ``full``: R50 4x16 at 224, tens of seconds a step here) with batch 2 per
@@ -9,7 +10,8 @@ process from memory, through ``paddle.distributed.launch`` (``--nproc_per_node 2
 launchers with ``--nnodes 2 --master 127.0.0.1:PORT``). Per row: the step time with the gradient
 all-reduce (``paddle.DataParallel``), the step time under ``no_sync()`` (the same step without
 it), their difference as a share of the step, and the time of one all-reduce of all gradients
-flattened into one tensor. On one 2-core machine the two "nodes" share the cores: the point is
+flattened into one tensor. Step times are medians over ``--rounds`` interleaved rounds of
+``--steps`` steps each way. On one 2-core machine the two "nodes" share the cores: the point is
 the overhead of the multi-node path against 1 × 2 (target ≤ 5 %), not scaling.
 """
 from __future__ import annotations
@@ -111,9 +113,11 @@ def worker(args: argparse.Namespace) -> int:
     rank = dist.get_rank() if world > 1 else 0
     batch = random_batch(cfg, crop, seed=rank)
     step_times(model, optimizer, batch, args.warmup, sync=True)
-    with_sync = statistics.fmean(step_times(model, optimizer, batch, args.steps, sync=True))
-    without = statistics.fmean(step_times(model, optimizer, batch, args.steps, sync=False))
-    result = {"step_s": with_sync, "no_sync_step_s": without,
+    with_sync, without = [], []
+    for _ in range(args.rounds):  # interleaved, so a load change on the machine hits both
+        with_sync += step_times(model, optimizer, batch, args.steps, sync=True)
+        without += step_times(model, optimizer, batch, args.steps, sync=False)
+    result = {"step_s": statistics.median(with_sync), "no_sync_step_s": statistics.median(without),
               "flat_all_reduce_s": flat_all_reduce_seconds(model, batch)}
     with open(os.path.join(args.result_dir, f"rank{rank}.json"), "w") as handle:
         json.dump(result, handle)
@@ -134,7 +138,8 @@ def run_topology(args: argparse.Namespace, nodes: int, procs: int) -> Dict[str, 
         env.pop("CUDA_VISIBLE_DEVICES", None)  # an empty value makes the launcher expect GPUs
         port = free_port()
         worker_args = [os.path.abspath(__file__), "--worker", "--result-dir", tmp, "--model",
-                       args.model, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+                       args.model, "--steps", str(args.steps), "--warmup", str(args.warmup),
+                       "--rounds", str(args.rounds)]
         launchers = []
         for node in range(nodes):
             cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node",
@@ -180,6 +185,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--model", choices=("small", "full"), default="small")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of (steps with, steps without the all-reduce)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result-dir", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -192,8 +199,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows: Dict[str, Any] = {}
     for nodes, procs in ((1, 1), (1, 2), (2, 1)):
         rows[f"{nodes} × {procs}"] = run_topology(args, nodes, procs)
-    print(f"model {args.model}, batch {BATCH} per process, {args.steps} timed steps after "
-          f"{args.warmup} warm-up steps, CPU, loopback\n")
+    print(f"model {args.model}, batch {BATCH} per process, median of {args.rounds} × "
+          f"{args.steps} steps with and without the all-reduce after {args.warmup} warm-up "
+          f"steps, CPU, loopback\n")
     report(rows)
     return 0
 
