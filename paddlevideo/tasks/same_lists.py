@@ -84,7 +84,7 @@ def check_same_lists(cfg: Dict[str, Any],
     rank with its node, so the node to fix is plain.
     """
     files = list_files(cfg)
-    if not files or get_world_size() == 1 and gather is all_gather_rows:
+    if not files or (get_world_size() == 1 and gather is all_gather_rows):
         return len(files)
     own = [file_digest(path) for _, path in files]
     table = gather(_encode_row(own, describe_process()))

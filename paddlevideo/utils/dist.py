@@ -13,6 +13,7 @@ GIL inside a collective).
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -113,6 +114,7 @@ def hang_message(name: str, waited: float, limit: float, reason: str = "") -> st
 
 
 def _exit_hung(message: str) -> None:
+    logging.getLogger("paddlevideo").error(message)  # into train.log too, on rank 0
     print(f"ERROR: {message}", file=sys.stderr, flush=True)
     os._exit(HANG_EXIT_CODE)
 

@@ -200,3 +200,34 @@ def test_stuck_peer_times_out_after_dist_timeout(tmp_path):
     assert "ERROR: rank 0/2 on node 0/2 (" in log, log
     assert "collective 'all_reduce of the epoch totals' did not complete after " in log, log
     assert "(dist_timeout 3 s): a peer process is dead or stuck" in log, log
+
+
+def test_preflight_then_launch_with_identical_list_copies(tmp_path):
+    """Node 1's pre-flight check waits for node 0's launcher, and its probe does not disturb
+    the rendezvous; identical copies of the lists pass the check on both nodes."""
+    script = tmp_path / "check_lists.py"
+    script.write_text(LIST_CHECK)
+    node_dirs = [tmp_path / "copy_on_node0", tmp_path / "copy_on_node1"]
+    for folder in node_dirs:
+        folder.mkdir()
+        (folder / "val.list").write_text("v.mp4 0\n")
+        (folder / "train.list").write_text("a.mp4 0\nb.mp4 1\n")
+    port, logs = free_port(), tmp_path / "logs"
+    master = f"127.0.0.1:{port}"
+    preflight = [sys.executable, "-m", "paddlevideo.utils.preflight", "--master", master]
+    assert subprocess.run(preflight + ["--rank", "0"], env=_env(), cwd=REPO_ROOT).returncode == 0
+    launchers = []
+    for node in range(2):
+        if node == 1:  # waits until node 0's launcher listens
+            check = subprocess.run(preflight + ["--rank", "1", "--wait", "60"], env=_env(),
+                                   cwd=REPO_ROOT, capture_output=True, text=True)
+            assert check.returncode == 0 and "Preflight ok: node 1" in check.stdout, check.stderr
+        cmd = LAUNCH + ["--nproc_per_node", "1", "--log_dir", str(logs / f"node{node}"),
+                        "--nnodes", "2", "--master", master, "--rank", str(node), "--host",
+                        "127.0.0.1", str(script)]
+        launchers.append(subprocess.Popen(cmd, cwd=node_dirs[node], env=_env(),
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          text=True))
+    assert finish(launchers, logs) == [0, 0], worker_logs(logs)
+    for node in range(2):
+        assert "compared 2" in (logs / f"node{node}" / "workerlog.0").read_text()
