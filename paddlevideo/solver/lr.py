@@ -10,9 +10,9 @@ from typing import Any, Dict, Sequence
 
 from paddle.optimizer.lr import LRScheduler
 
-from ..utils.config import to_plain
 from ..utils.logger import get_logger
 from ..utils.registry import accepted_arguments, build_from_config
+from .lr_scaling import strip_scaling_keys
 from .registry import LRS
 
 logger = get_logger()
@@ -114,9 +114,11 @@ def build_lr(cfg: Dict[str, Any], num_iters: int) -> LRScheduler:
     epoch; an unknown name is a ``ConfigError`` listing the registered schedules.
 
     Arguments of another registered schedule (left over after ``-o ...learning_rate.name=X``)
-    are dropped with a warning; anything else unknown is an error.
+    are dropped with a warning; anything else unknown is an error. The scaling keys
+    (``scale_with``, ``reference_batch_size``) are not schedule arguments: they are removed
+    here, and :func:`.lr_scaling.apply_lr_scaling` must have applied a ``linear`` rule before.
     """
-    kwargs = to_plain(cfg)
+    kwargs = strip_scaling_keys(cfg)
     schedule = LRS.get(kwargs.get("name"))
     accepted = accepted_arguments(schedule) or {}
     others = {n for entry in LRS for n in (accepted_arguments(LRS.get(entry)) or {})}

@@ -115,7 +115,11 @@ SCHEMA = Table({
     "PIPELINE": Table({"train": _PIPELINE_MODE, "valid": _PIPELINE_MODE,
                        "test": _PIPELINE_MODE}),
     "OPTIMIZER": Built("optimizer", default_name="Momentum", injected=("parameters",), children={
-        "learning_rate": Built("lr", injected=("num_iters",), any_entry_args=True),
+        # scale_with / reference_batch_size: read by solver/lr_scaling.py, never passed to a
+        # schedule (the builder strips them), hence children rather than constructor arguments
+        "learning_rate": Built("lr", injected=("num_iters",), any_entry_args=True, children={
+            "scale_with": Value("none", "str", choices=("none", "linear")),
+            "reference_batch_size": Value(64, "int", minimum=1)}),
         "weight_decay": Table({"name": Value("L2", "str", choices=("L1", "L2")),
                                "value": Value(0.0, "number", minimum=0)}, scalar_ok=True),
         "grad_clip": Table({"name": Value("ClipGradByGlobalNorm", "str"),
@@ -150,6 +154,9 @@ SCHEMA = Table({
     "resume": Value(None),
     "resume_epoch": Value(0, "int", minimum=0),
     "device": Value(None, "str"),
+    # seconds a rank waits in a collective for its peers before it stops with a message
+    # naming itself, its node and the collective (utils/dist.py)
+    "dist_timeout": Value(1800, "number", minimum=1),
     "to_static": Value(False, "bool"),
     "bad_video_max_fraction": Value(0.05, "number", minimum=0, maximum=1),
     "skip_head": Value(False, "bool"),
@@ -186,7 +193,7 @@ def allowed_keys(node: Node, cfg: Any) -> Optional[List[str]]:
         registry = Registry.named(node.registry)
         constructors = [registry.get(n) for n in registry] if node.any_entry_args else [
             constructor]
-        names = [node.key]
+        names = [node.key] + [n for n in node.children if n != node.key]
         for entry in constructors:
             accepted = accepted_arguments(entry)
             if accepted is None:
@@ -346,5 +353,7 @@ def _check_built(node: Built, value: Any, path: str, source: str) -> None:
     # Missing required arguments are left to the builder (a BadArgumentsError then): a config
     # may leave out what only training needs and still export or predict.
     for key, sub in node.children.items():
-        if value.get(key) is not None:
+        if isinstance(sub, Value) and key not in value:
+            value[key] = sub.default
+        if value.get(key) is not None or isinstance(sub, Value):
             _check(sub, value[key], _join(path, key), source)
