@@ -19,6 +19,7 @@ from ..utils.fileio import write_text_atomic
 from ..utils.logger import get_logger, setup_logger
 from .data import build_eval_loader, output_dir_of
 from .progress import progress
+from .same_lists import check_same_lists
 
 logger = get_logger()
 
@@ -67,7 +68,8 @@ def test_model(cfg: Dict[str, Any], weights: Optional[str],
     ``test_per_class_accuracy.csv`` into the output folder; returns top-1/top-5."""
     check_config(cfg, "<config>")
     if parallel:
-        init_distributed()
+        init_distributed(cfg["dist_timeout"])
+        check_same_lists(cfg)  # every node reads the same list files
     rank = get_rank() if parallel else 0
     out_dir = output_dir_of(cfg)
     setup_logger(out_dir, rank, cfg["log_level"], filename="test.log")

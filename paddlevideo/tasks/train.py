@@ -26,6 +26,7 @@ from ..loader.dataset.bad_videos import (
 from ..modeling import build_model
 from ..modeling.layers import aggregate_sub_bn_stats
 from ..solver import build_lr, build_optimizer
+from ..solver.lr_scaling import apply_lr_scaling
 from ..utils.checkpoint import (
     NonFiniteCheckpointError,
     load_weights,
@@ -33,7 +34,7 @@ from ..utils.checkpoint import (
     save_finite_weights,
 )
 from ..utils.config import ConfigError, check_config, dump_config
-from ..utils.dist import all_reduce_sum, get_rank, get_world_size, init_distributed
+from ..utils.dist import all_reduce_sum, collective, get_rank, get_world_size, init_distributed
 from ..utils.fileio import remove_stale_temporaries
 from ..utils.logger import get_logger, setup_logger
 from ..utils.profiler import profiler_step
@@ -51,6 +52,7 @@ from .plans import MultigridPlan, PlainPlan
 from .precise_bn import bn_layers, do_preciseBN
 from .progress import MetricWriter, TrainMeter, progress
 from .resume import ResumeDecision, resolve_resume, run_identity, set_aside_checkpoints
+from .same_lists import check_same_lists
 from .static_graph import apply_to_static
 from .stopping import Interrupted, finish_stop, install_stop_request, stop_requested
 
@@ -189,13 +191,14 @@ def train_epoch(run: TrainRun, stage: Stage, epoch: int, meter: TrainMeter,
         lr_scheduler.step(epoch * stage.iters + step)
         paddle.seed(_step_seed(run.cfg["seed"], epoch, step))
         sync = (step + 1) % run.accum_steps == 0 or step + 1 == stage.iters
-        with run.amp.no_sync(model, sync):
-            with run.amp.autocast():
-                outputs = model(batch, mode="train")
-            run.amp.backward(outputs["loss"] / run.accum_steps)
-        if sync:
-            run.amp.step(optimizer)
-            optimizer.clear_grad()
+        with collective(f"training step {epoch + 1}:{step + 1} (gradient all-reduce)"):
+            with run.amp.no_sync(model, sync):
+                with run.amp.autocast():
+                    outputs = model(batch, mode="train")
+                run.amp.backward(outputs["loss"] / run.accum_steps)
+            if sync:
+                run.amp.step(optimizer)
+                optimizer.clear_grad()
         loss_value = float(outputs["loss"])
         if not math.isfinite(loss_value):
             raise _diverged(f"Loss is {loss_value} at epoch {epoch + 1}, iteration {step + 1} "
@@ -310,7 +313,8 @@ def start_run(cfg: Dict[str, Any], parallel: bool, validate: bool, seed: Optiona
     written into a folder the run may not use. ``options`` are :class:`TrainRun` fields."""
     check_config(cfg, "<config>")  # fills the defaults of a config not read by get_config
     if parallel:
-        init_distributed()
+        init_distributed(cfg["dist_timeout"])
+        check_same_lists(cfg)  # every node reads the same list files
     rank = get_rank() if parallel else 0
     world_size = get_world_size() if parallel else 1
     if seed is not None:
@@ -394,9 +398,12 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
     the point reached and raises :class:`~.stopping.TrainingStopped`.
     """
     check_config(cfg, "<config>")
+    # the rates as the global batch scales them, before multigrid derives its own from them
+    lr_message = apply_lr_scaling(cfg, get_world_size() if parallel else 1)
     plan = MultigridPlan(cfg) if multigrid else PlainPlan(cfg)
     run = start_run(cfg, parallel, validate, seed, use_amp, amp_level, weights=weights,
                     max_iters=max_iters, use_fleet=use_fleet)
+    logger.info("%s", lr_message)
     if multigrid:
         logger.info("\n%s", plan.table())
     unit = run.decision.unit

@@ -67,7 +67,8 @@ def test_a_missing_path_and_a_bad_resume_epoch_are_config_errors(tmp_path):
     for bad in (-1, "3", True, 2.5):
         with pytest.raises(ConfigError, match=rf"resume_epoch={bad!r}: expected"):
             resolve_resume("auto", bad, str(tmp_path), "Net", IDENTITY)
-    with pytest.raises(ConfigError, match="resume_epoch=2: .*Net_epoch_00002.pdparams does not exist"):
+    with pytest.raises(ConfigError,
+                       match="resume_epoch=2: .*Net_epoch_00002.pdparams does not exist"):
         resolve_resume("auto", 2, str(tmp_path), "Net", IDENTITY)
     _save(tmp_path, 2)
     with pytest.raises(ConfigError, match="give only one of them"):
