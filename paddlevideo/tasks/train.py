@@ -14,6 +14,7 @@ import paddle.nn as nn
 from ..loader import build_dataloader, build_dataset
 from ..loader.eval_sampler import DistributedEvalBatchSampler
 from ..modeling import build_model
+from ..modeling.onednn_training import apply_cpu_training_options
 from ..solver import build_lr, build_optimizer
 from ..utils.checkpoint import load_weights, save
 from ..utils.config import ConfigError, dump_config
@@ -265,6 +266,8 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
     model = apply_to_static(model, bool(cfg.get("to_static", False)))
     lr_scheduler = build_lr(cfg["OPTIMIZER"]["learning_rate"], iters)
     optimizer = build_optimizer(cfg["OPTIMIZER"], lr_scheduler, model)
+    # cpu_fast_path: oneDNN convolutions for CPU training (before AMP/DataParallel wrap the model)
+    apply_cpu_training_options(model, optimizer, cfg, use_amp=use_amp)
     model, optimizer = run.amp.decorate(model, optimizer)
     if use_fleet:
         from paddle.distributed import fleet

@@ -43,8 +43,8 @@ _MULTIGRID_ARGS = ("LONG_CYCLE", "SHORT_CYCLE", "EVAL_FREQ", "default_batch_size
 # then checked by the constructor it goes to). Everything else must already exist in the file to
 # be overridden, so a typo in ``-o`` is caught instead of silently adding an unused key.
 OPTIONAL_KEYS: Sequence[str] = (
-    "resume_epoch", "resume", "device", "to_static", "log_interval", "save_interval",
-    "val_interval", "output_dir", "model_name", "epochs", "seed", "log_level",
+    "resume_epoch", "resume", "device", "to_static", "cpu_fast_path", "log_interval",
+    "save_interval", "val_interval", "output_dir", "model_name", "epochs", "seed", "log_level",
     "bad_video_max_fraction", "skip_head", "label_file",
     "GRADIENT_ACCUMULATION", "GRADIENT_ACCUMULATION.global_batch_size",
     "PRECISEBN", "PRECISEBN.preciseBN_interval", "PRECISEBN.num_iters_preciseBN",
