@@ -5,7 +5,7 @@ Part of ``benchmarks/train_speed.py`` (its first table); also runs alone:
     python benchmarks/train_paths.py [--models demo,4x16@112,4x16@224] [--steps 2] [--rounds 2]
 
 For each model, a trainer per path (same seed, same config optimizer and LR schedule, same
-in-memory batch) and, in rounds where the paths take turns (off, onednn, off, onednn...), the
+in-memory batch) and, in rounds where the paths take turns (dygraph, onednn, dygraph...), the
 wall and CPU (process) time of ``--steps`` training steps after ``--warmup`` untimed ones (the
 first onednn step builds the program). The losses of the first steps are compared. The
 reference is the exported model's forward at the same batch and crop in Paddle Inference with
@@ -36,7 +36,7 @@ MODELS = {  # name -> (config, batch, crop)
     "4x16@112": ("slowfast.yaml", 2, 112),
     "4x16@224": ("slowfast.yaml", 2, 224),
 }
-PATHS = ("off", "onednn")
+PATHS = ("dygraph", "onednn")
 
 
 def model_config(name: str):
@@ -110,7 +110,7 @@ def compare_paths(name: str, steps: int, warmup: int, rounds: int) -> Dict[str, 
             "runs": chosen[path], "wall": statistics.median(walls), "wall_min": min(walls),
             "wall_max": max(walls), "cpu": statistics.median(s["cpu"] for s in samples[path]),
             "losses": [s["loss"] for s in first[path]], "first_s": first[path][0]["build_s"]}
-    model = trainers["off"][0]
+    model = trainers["dygraph"][0]
     model.eval()
     result["inference_s"] = inference_forward_s(cfg, model, batch_size, crop)
     return result
@@ -119,7 +119,7 @@ def compare_paths(name: str, steps: int, warmup: int, rounds: int) -> Dict[str, 
 def report(results: Dict[str, Dict[str, object]]) -> None:
     rows = []
     for name, res in results.items():
-        base = res["paths"]["off"]
+        base = res["paths"]["dygraph"]
         for path, r in res["paths"].items():
             rows.append([f"{name} (batch {res['batch']}, crop {res['crop']})", path, r["runs"],
                          f"{r['wall']:.3f} ({r['wall_min']:.3f}-{r['wall_max']:.3f})",

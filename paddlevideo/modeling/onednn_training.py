@@ -18,12 +18,13 @@ are untouched (the program reads the dygraph parameters), so the optimizer, chec
 BN and the head see the same model. The IR switch is scoped to the backbone call: the rest of the
 process (export, ``to_static`` elsewhere) keeps Paddle's default PIR.
 
-Config (top level): ``cpu_fast_path: auto | onednn | off`` (``off`` when absent).
+Config (top level): ``cpu_fast_path: auto | onednn | dygraph`` (``dygraph`` when absent; YAML
+reads ``off``/``false`` as the boolean false, which also means ``dygraph``).
 
-- ``off``: today's dygraph path.
+- ``dygraph``: today's path.
 - ``onednn``: the path above; where a piece is missing it warns once and trains in dygraph.
 - ``auto``: ``onednn`` where it measured faster (training on the CPU in float32 with the oneDNN
-  kernels present), ``off`` elsewhere (GPU, AMP, ``to_static=True``, no oneDNN).
+  kernels present), ``dygraph`` elsewhere (GPU, AMP, ``to_static=True``, no oneDNN).
 
 bfloat16 is not offered: Paddle 3.3 has no bfloat16 conv3d kernel (plain or oneDNN), so bf16
 autocast cannot reach the convolutions even on CPUs with AVX-512 BF16.
@@ -44,7 +45,7 @@ from ..utils.logger import get_logger
 
 logger = get_logger()
 
-PATHS = ("auto", "onednn", "off")
+PATHS = ("auto", "onednn", "dygraph")
 ONEDNN_OPS = frozenset({"conv3d", "conv3d_grad"})
 
 
@@ -88,6 +89,9 @@ class OneDNNBackboneForward:
     One program per mode (training, eval), built and marked on the mode's first call. If
     building or running it raises, the backbone's own ``forward`` is restored, a
     :class:`OneDNNFallbackWarning` says why, and that call (and every later one) runs in dygraph.
+
+    A program holds the BN momentum it was traced with; a call while some BN layer has another
+    momentum (precise BN sets 0 to read batch statistics) runs in dygraph, so it sees it.
     """
 
     def __init__(self, backbone: nn.Layer, static_fn: Callable, dygraph_fn: Callable) -> None:
@@ -95,6 +99,11 @@ class OneDNNBackboneForward:
         self.static_fn = static_fn
         self.dygraph_fn = dygraph_fn
         self.marked: Dict[bool, int] = {}  # training mode -> oneDNN ops in its programs
+        self.norm_layers = [layer for layer in backbone.sublayers() if hasattr(layer, "_momentum")]
+        self.traced_momenta = self.momenta()
+
+    def momenta(self) -> Tuple[float, ...]:
+        return tuple(float(layer._momentum) for layer in self.norm_layers)
 
     def _prepare(self, inputs: List[paddle.Tensor]) -> None:
         training = self.backbone.training
@@ -108,6 +117,8 @@ class OneDNNBackboneForward:
 
     def __call__(self, inputs: Sequence[paddle.Tensor]) -> List[paddle.Tensor]:
         inputs = list(inputs)
+        if self.momenta() != self.traced_momenta:
+            return self.dygraph_fn(inputs)
         try:
             with program_desc_ir():
                 if self.backbone.training not in self.marked:
@@ -172,13 +183,23 @@ def restore_dygraph(model_or_backbone: nn.Layer) -> nn.Layer:
     return model_or_backbone
 
 
+def requested_path(cfg: Dict[str, Any]) -> str:
+    """``cfg['cpu_fast_path']`` checked: one of :data:`PATHS` (absent or false: ``dygraph``)."""
+    value = cfg.get("cpu_fast_path", "dygraph")
+    if value is False or value is None:
+        return "dygraph"
+    if value not in PATHS:
+        raise ConfigError(f"cpu_fast_path: must be one of {', '.join(PATHS)}, got {value!r}")
+    return value
+
+
 def choose_path(requested: str, use_amp: bool = False,
                 to_static: bool = False) -> Tuple[str, str]:
     """``(path, reason)``: the path ``requested`` resolves to on this machine and why."""
     if requested not in PATHS:
-        raise ConfigError(f"cpu_fast_path: must be one of {PATHS}, got {requested!r}")
-    if requested == "off":
-        return "off", "cpu_fast_path=off"
+        raise ConfigError(f"cpu_fast_path: must be one of {', '.join(PATHS)}, got {requested!r}")
+    if requested == "dygraph":
+        return "dygraph", "cpu_fast_path=dygraph"
     missing = []
     if not paddle.get_device().startswith("cpu"):
         missing.append(f"the device is {paddle.get_device()}, not the CPU")
@@ -191,22 +212,22 @@ def choose_path(requested: str, use_amp: bool = False,
     if not cpu_features.legacy_program_ir():
         missing.append("this Paddle has no ProgramDesc static graph")
     if missing:
-        return "off", "; ".join(missing)
+        return "dygraph", "; ".join(missing)
     return "onednn", "oneDNN conv3d kernels for the forward and both gradients"
 
 
 def apply_cpu_training_options(model: nn.Layer, optimizer: Optional[Any],
                                cfg: Dict[str, Any], use_amp: bool = False) -> str:
     """Apply ``cfg['cpu_fast_path']`` to ``model`` (in place) before training; returns the
-    path that runs: ``'onednn'`` or ``'off'``. Call it before wrapping the model in
+    path that runs: ``'onednn'`` or ``'dygraph'``. Call it before wrapping the model in
     ``paddle.DataParallel``. ``optimizer`` is untouched (the parameters stay the same)."""
     del optimizer  # the program reads and writes the dygraph parameters the optimizer holds
-    requested = cfg.get("cpu_fast_path", "off")
+    requested = requested_path(cfg)
     path, reason = choose_path(requested, use_amp, bool(cfg.get("to_static", False)))
     failure = use_onednn_backbone(model) if path == "onednn" else None
     if failure:
-        path, reason = "off", failure
-    if requested == "onednn" and path == "off":
+        path, reason = "dygraph", failure
+    if requested == "onednn" and path == "dygraph":
         _warn_fallback(reason)
     logger.info("cpu_fast_path=%s: training path %s (%s)", requested, path, reason)
     return path

@@ -35,7 +35,7 @@ def train_losses(model, steps=3, lr=0.05):
 
 
 def small(seed=0):
-    # dropout off: the static program draws its own dropout masks, the head stays in dygraph
+    # dropout off: the losses then depend on the weights only
     model = build_small(seed=seed, dropout_rate=0.0)
     model.train()
     return model
@@ -63,6 +63,24 @@ def test_onednn_path_trains_to_the_same_losses_weights_and_state_dict():
 
 
 @needs_onednn
+def test_precise_bn_sees_the_batch_statistics():
+    from paddlevideo.utils.precise_bn import bn_layers, do_preciseBN
+
+    reference, model = small(), small()
+    apply_cpu_training_options(model, None, {"cpu_fast_path": "onednn"})
+    train_losses(model, steps=1)  # the training program exists, traced with momentum 0.9
+    train_losses(reference, steps=1)
+    batches = [list(make_inputs(batch=2, seed=s)) for s in (3, 4)]
+    assert do_preciseBN(model, batches) == do_preciseBN(reference, batches) == 2
+    for got, expected in zip(bn_layers(model), bn_layers(reference)):
+        np.testing.assert_allclose(got._variance.numpy(), expected._variance.numpy(),
+                                   rtol=1e-3, atol=1e-6)
+        np.testing.assert_allclose(got._mean.numpy(), expected._mean.numpy(),
+                                   rtol=1e-3, atol=1e-5)
+    assert bn_layers(model)[0]._momentum == 0.9  # restored: training goes back to the program
+
+
+@needs_onednn
 def test_onednn_eval_forward_matches_dygraph_and_keeps_pir():
     reference, model = small(), small()
     apply_cpu_training_options(model, None, {"cpu_fast_path": "auto"})
@@ -83,7 +101,7 @@ def test_onednn_eval_forward_matches_dygraph_and_keeps_pir():
 def test_auto_falls_back_when_the_kernels_are_missing(monkeypatch):
     monkeypatch.setattr(cpu_features, "onednn_training_kernels", lambda: False)
     reference, model = small(), small()
-    assert apply_cpu_training_options(model, None, {"cpu_fast_path": "auto"}) == "off"
+    assert apply_cpu_training_options(model, None, {"cpu_fast_path": "auto"}) == "dygraph"
     assert not is_onednn(model)
     assert train_losses(model, steps=2) == train_losses(reference, steps=2)
 
@@ -92,14 +110,15 @@ def test_forced_onednn_warns_and_trains_in_dygraph_when_the_kernels_are_missing(
     monkeypatch.setattr(cpu_features, "onednn_training_kernels", lambda: False)
     model = small()
     with pytest.warns(OneDNNFallbackWarning, match="no oneDNN conv3d/conv3d_grad kernels"):
-        assert apply_cpu_training_options(model, None, {"cpu_fast_path": "onednn"}) == "off"
+        assert apply_cpu_training_options(model, None, {"cpu_fast_path": "onednn"}) == "dygraph"
     assert not is_onednn(model)
 
 
-def test_off_and_absent_key_leave_the_model_in_dygraph():
-    for cfg in ({"cpu_fast_path": "off"}, {}):
+def test_dygraph_false_and_absent_key_leave_the_model_in_dygraph():
+    # YAML reads `cpu_fast_path: off` as false
+    for cfg in ({"cpu_fast_path": "dygraph"}, {"cpu_fast_path": False}, {}):
         model = small()
-        assert apply_cpu_training_options(model, None, cfg) == "off"
+        assert apply_cpu_training_options(model, None, cfg) == "dygraph"
         assert "forward" not in model.backbone.__dict__
 
 
@@ -118,13 +137,14 @@ def test_a_failing_program_falls_back_to_dygraph_with_the_reason(monkeypatch):
 
 
 def test_choose_path_reasons_and_bad_value():
-    assert choose_path("off") == ("off", "cpu_fast_path=off")
+    assert choose_path("dygraph") == ("dygraph", "cpu_fast_path=dygraph")
     path, reason = choose_path("auto", use_amp=True)
-    assert path == "off" and "AMP" in reason
+    assert path == "dygraph" and "AMP" in reason
     path, reason = choose_path("auto", to_static=True)
-    assert path == "off" and "to_static=True" in reason
-    with pytest.raises(ConfigError, match=r"cpu_fast_path: must be one of .*got 'fast'"):
-        choose_path("fast")
+    assert path == "dygraph" and "to_static=True" in reason
+    with pytest.raises(ConfigError, match=r"cpu_fast_path: must be one of auto, onednn, "
+                                          r"dygraph, got 'fast'"):
+        apply_cpu_training_options(small(), None, {"cpu_fast_path": "fast"})
 
 
 def test_cpu_flags_and_bf16_detection(tmp_path):
