@@ -28,6 +28,7 @@ from paddle import profiler
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_speed import ROOT, build_trainer, memory_batch, print_table  # noqa: E402
 
+from paddlevideo.modeling.onednn_training import apply_cpu_training_options  # noqa: E402
 from paddlevideo.utils.config import get_config  # noqa: E402
 
 MODELS = {
@@ -51,14 +52,18 @@ GROUPS = {
     "add_n": "elementwise (relu, add, ...)", "multiply": "elementwise (relu, add, ...)",
     "scale": "elementwise (relu, add, ...)", "cast": "elementwise (relu, add, ...)",
     "momentum": "optimizer update", "adamw": "optimizer update", "adam": "optimizer update",
+    "onednn_to_paddle_layout": "layout copies (oneDNN blocked → plain)",
 }
 KERNEL_EVENT = re.compile(r"^(\w+) kernel launch\[")
+STATIC_OP_EVENT = re.compile(r"^(pd_op|onednn_op)\.(\w+?)_?\[")
 
 
-def profile_step(cfg_name: str, batch: int, crop: int) -> Dict[str, object]:
+def profile_step(cfg_name: str, batch: int, crop: int, path: str = "dygraph",
+                 dump: str = "") -> Dict[str, object]:
     """Trace one step after a warm-up; returns op-type ms, phase seconds and the step's wall."""
     cfg = get_config(os.path.join(ROOT, "configs", "recognition", "slowfast", cfg_name))
     model, optimizer, lr = build_trainer(cfg)
+    apply_cpu_training_options(model, optimizer, {"cpu_fast_path": path})
     data = memory_batch(cfg, batch, crop)
     phases = {}
 
@@ -83,28 +88,45 @@ def profile_step(cfg_name: str, batch: int, crop: int) -> Dict[str, object]:
         step(True)
         prof.step()
         prof.stop()
-        ops = kernel_ms_by_op(sorted(glob.glob(os.path.join(folder, "*.json")))[-1])
+        trace = sorted(glob.glob(os.path.join(folder, "*.json")))[-1]
+        if dump:
+            import shutil
+            shutil.copy(trace, dump)
+        ops = kernel_ms_by_op(trace)
     return {"ops": ops, "phases": phases, "step_s": sum(phases.values())}
 
 
 def kernel_ms_by_op(trace_path: str) -> Dict[str, float]:
-    """Milliseconds of kernel time per op type in a chrome trace (``<op> kernel launch`` events;
-    Paddle's trace times are microseconds)."""
+    """Milliseconds per op type in a chrome trace (Paddle's trace times are microseconds).
+
+    Dygraph ops count their ``<op> kernel launch`` events. Ops of a static program count their
+    instruction events (``pd_op.<op>``, or ``onednn_op.<op>`` shown as ``<op> (oneDNN)``), which
+    include the op's input layout transforms; their inner kernel events are not counted again.
+    """
     with open(trace_path) as f:
         trace = json.load(f)
     events = trace["traceEvents"] if isinstance(trace, dict) else trace
     total = defaultdict(float)
     for event in events:
-        match = KERNEL_EVENT.match(event.get("name", ""))
-        if event.get("ph") == "X" and match:
-            total[match.group(1)] += event["dur"] / 1000.0
+        if event.get("ph") != "X":
+            continue
+        name = event.get("name", "")
+        dygraph = KERNEL_EVENT.match(name) if event.get("cat") == "DygraphKernelLaunch" else None
+        static = STATIC_OP_EVENT.match(name) if event.get("cat") == "Operator" else None
+        if dygraph:
+            total[dygraph.group(1)] += event["dur"] / 1000.0
+        elif static:
+            op = static.group(2) + (" (oneDNN)" if static.group(1) == "onednn_op" else "")
+            total[op] += event["dur"] / 1000.0
     return dict(total)
 
 
 def group_rows(ops: Dict[str, float], step_s: float) -> List[List[str]]:
     grouped = defaultdict(float)
     for op, ms in ops.items():
-        grouped[GROUPS.get(op, "other")] += ms
+        base = op.replace(" (oneDNN)", "")
+        group = GROUPS.get(base, "other")
+        grouped[group + (" (oneDNN)" if base != op else "")] += ms
     rows = [[name, f"{ms:.0f}", f"{100 * ms / (1000 * step_s):.1f}%"]
             for name, ms in sorted(grouped.items(), key=lambda kv: -kv[1])]
     kernels = sum(grouped.values())
@@ -117,6 +139,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--models", default="demo,4x16", help="comma list of: demo, 4x16")
     parser.add_argument("--crop", type=int, default=112, help="crop of the 4x16 model")
     parser.add_argument("--top", type=int, default=12, help="single op types listed")
+    parser.add_argument("--path", default="dygraph", choices=("dygraph", "onednn"),
+                        help="cpu_fast_path of the profiled step")
+    parser.add_argument("--dump", default="", help="copy the chrome trace to this file")
     return parser.parse_args(argv)
 
 
@@ -128,7 +153,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise SystemExit(f"--models: unknown model {name!r}; choose from {sorted(MODELS)}")
         cfg_name, batch, crop = MODELS[name]
         crop = crop or args.crop
-        result = profile_step(cfg_name, batch, crop)
+        result = profile_step(cfg_name, batch, crop, args.path, args.dump)
         step_s, phases = result["step_s"], result["phases"]
         title = (f"{name} ({cfg_name}, batch {batch}, crop {crop}): step {step_s:.2f} s = "
                  + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
