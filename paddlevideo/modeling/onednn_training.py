@@ -24,7 +24,8 @@ reads ``off``/``false`` as the boolean false, which also means ``dygraph``).
 - ``dygraph``: today's path.
 - ``onednn``: the path above; where a piece is missing it warns once and trains in dygraph.
 - ``auto``: ``onednn`` where it measured faster (training on the CPU in float32 with the oneDNN
-  kernels present), ``dygraph`` elsewhere (GPU, AMP, ``to_static=True``, no oneDNN).
+  kernels present, one process), ``dygraph`` elsewhere (GPU, AMP, ``to_static=True``, several
+  processes, no oneDNN).
 
 bfloat16 is not offered: Paddle 3.3 has no bfloat16 conv3d kernel (plain or oneDNN), so bf16
 autocast cannot reach the convolutions even on CPUs with AVX-512 BF16.
@@ -193,8 +194,8 @@ def requested_path(cfg: Dict[str, Any]) -> str:
     return value
 
 
-def choose_path(requested: str, use_amp: bool = False,
-                to_static: bool = False) -> Tuple[str, str]:
+def choose_path(requested: str, use_amp: bool = False, to_static: bool = False,
+                world_size: int = 1) -> Tuple[str, str]:
     """``(path, reason)``: the path ``requested`` resolves to on this machine and why."""
     if requested not in PATHS:
         raise ConfigError(f"cpu_fast_path: must be one of {', '.join(PATHS)}, got {requested!r}")
@@ -207,6 +208,8 @@ def choose_path(requested: str, use_amp: bool = False,
         missing.append("AMP is on (the oneDNN path is float32)")
     if to_static:
         missing.append("to_static=True already converts the backbone")
+    if world_size > 1 and requested == "auto":
+        missing.append(f"{world_size} processes (measured in one process only)")
     if not cpu_features.onednn_training_kernels():
         missing.append("this Paddle has no oneDNN conv3d/conv3d_grad kernels")
     if not cpu_features.legacy_program_ir():
@@ -223,7 +226,8 @@ def apply_cpu_training_options(model: nn.Layer, optimizer: Optional[Any],
     ``paddle.DataParallel``. ``optimizer`` is untouched (the parameters stay the same)."""
     del optimizer  # the program reads and writes the dygraph parameters the optimizer holds
     requested = requested_path(cfg)
-    path, reason = choose_path(requested, use_amp, bool(cfg.get("to_static", False)))
+    path, reason = choose_path(requested, use_amp, bool(cfg.get("to_static", False)),
+                               paddle.distributed.get_world_size())
     failure = use_onednn_backbone(model) if path == "onednn" else None
     if failure:
         path, reason = "dygraph", failure

@@ -142,6 +142,8 @@ def test_choose_path_reasons_and_bad_value():
     assert path == "dygraph" and "AMP" in reason
     path, reason = choose_path("auto", to_static=True)
     assert path == "dygraph" and "to_static=True" in reason
+    assert choose_path("auto", world_size=2) == ("dygraph",
+                                                 "2 processes (measured in one process only)")
     with pytest.raises(ConfigError, match=r"cpu_fast_path: must be one of auto, onednn, "
                                           r"dygraph, got 'fast'"):
         apply_cpu_training_options(small(), None, {"cpu_fast_path": "fast"})
