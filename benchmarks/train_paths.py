@@ -125,11 +125,13 @@ def report(results: Dict[str, Dict[str, object]]) -> None:
                          f"{r['wall']:.3f} ({r['wall_min']:.3f}-{r['wall_max']:.3f})",
                          f"{r['cpu']:.3f}", f"{base['wall'] / r['wall']:.2f}",
                          f"{base['cpu'] / r['cpu']:.2f}", f"{r['wall'] / res['inference_s']:.1f}",
+                         f"{r['cpu'] / res['inference_s']:.1f}",
                          f"{r['first_s']:.1f}",
                          " ".join(f"{x:.5f}" for x in r["losses"])])
     print_table("CPU training paths (cpu_fast_path), one process; step s = median (min-max)",
                 ["model", "path", "runs", "step s", "CPU s", "wall speed-up", "CPU speed-up",
-                 "step / oneDNN inference fwd", "1st step s", "first losses"], rows)
+                 "wall / inference fwd", "CPU / inference fwd", "1st step s", "first losses"],
+                rows)
     print("oneDNN inference forward (Paddle Inference, 1 thread, same batch and crop): "
           + ", ".join(f"{n} {r['inference_s']:.3f} s" for n, r in results.items()))
 
