@@ -1,7 +1,14 @@
-"""Training speed of SlowFast 4x16 on this CPU: clips/s from memory, data waiting, to_static.
+"""Training speed on this CPU: training paths, clips/s from memory, data waiting, to_static.
 
     python benchmarks/train_speed.py [--steps 1] [--warmup 1] [--rounds 1] [--data-steps 1]
-                                     [--workers 0,2] [--small] [--skip two_process,data,static]
+                                     [--workers 0,2] [--small]
+                                     [--skip paths,two_process,data,static] [--paths-only]
+                                     [--models demo,4x16@112,4x16@224]
+
+0. Training paths (``benchmarks/train_paths.py``): for the demo model (batch 8, crop 64) and
+   the 4x16 (batch 2, crops 112 and 224), today's dygraph step against ``cpu_fast_path:
+   onednn``, the paths taking turns over at least 2 rounds, with the ratio of each step to the
+   oneDNN inference forward of the same model and batch. ``--paths-only`` stops after it.
 
 All rows train slowfast.yaml's model (R50, width 64, 4x16) with its Momentum optimizer and
 cosine LR, batch 2 per process at the 224 crop: forward with the loss, backward, optimizer step.
@@ -305,7 +312,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--small-steps", type=int, default=20,
                         help="timed steps per measurement of the narrow model")
     parser.add_argument("--skip", default="",
-                        help="comma list of parts to leave out: two_process, static, data")
+                        help="comma list of parts to leave out: paths, two_process, static, data")
+    parser.add_argument("--paths-only", action="store_true",
+                        help="print only the training-paths table")
+    parser.add_argument("--models", default="demo,4x16@112,4x16@224",
+                        help="models of the training-paths table")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result-dir", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -316,13 +327,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.worker:
         return worker_main(args)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    unknown = skip - {"two_process", "static", "data"}
+    unknown = skip - {"paths", "two_process", "static", "data"}
     if unknown:
         raise SystemExit(f"--skip: unknown part(s) {sorted(unknown)}")
     paddle.set_device("cpu")
     cfg = get_config(CONFIG)
     print(f"Paddle {paddle.__version__}, {os.cpu_count()} CPUs, steps {args.steps}, "
           f"warm-up {args.warmup}, rounds {args.rounds}")
+    if "paths" not in skip:
+        from train_paths import run as run_paths  # imports this module: import it late
+
+        run_paths(argparse.Namespace(models=args.models, steps=args.steps, warmup=args.warmup,
+                                     rounds=max(args.rounds, 2)))
+    if args.paths_only:
+        return 0
     one = in_memory_speed(cfg, args.steps, args.warmup, args.rounds)
     two = None if "two_process" in skip else two_process_speed(args)
     report_processes(one, two)

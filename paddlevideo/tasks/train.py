@@ -25,6 +25,7 @@ from ..loader.dataset.bad_videos import (
 )
 from ..modeling import build_model
 from ..modeling.layers import aggregate_sub_bn_stats
+from ..modeling.onednn_training import apply_cpu_training_options
 from ..solver import build_lr, build_optimizer
 from ..solver.lr_scaling import apply_lr_scaling
 from ..utils.checkpoint import (
@@ -151,6 +152,8 @@ def build_stage(run: TrainRun, plan: Any, epoch: int, previous: Optional[Stage])
         load_weights(model, unwrap(previous.model).state_dict())
         load_optimizer_state(optimizer, model, optimizer_state_by_structured_name(
             previous.optimizer, unwrap(previous.model)))
+    # cpu_fast_path: oneDNN convolutions for CPU training (before AMP/DataParallel wrap the model)
+    apply_cpu_training_options(model, optimizer, cfg, use_amp=run.amp.enabled)
     model, optimizer = run.amp.decorate(model, optimizer)
     if run.use_fleet:
         from paddle.distributed import fleet
