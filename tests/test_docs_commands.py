@@ -37,12 +37,21 @@ def _is_synopsis(argv):
     return any("|" in token or token.startswith("[") for token in argv)
 
 
+def _split(command):
+    """Shell words of ``command``; a command quoted inside another (``srun bash -c "python
+    ..."``) was cut at its opening quote, so its closing one is dropped."""
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return shlex.split(command.rstrip().rstrip("\"'"))
+
+
 def _documented():
     """``(doc, command, tool, argv)`` for every command that runs one of the project's tools."""
     items = []
     for doc in DOCS:
         for command in _commands(doc.read_text(encoding="utf-8")):
-            tokens = shlex.split(command)
+            tokens = _split(command)
             at = next((i for i, t in enumerate(tokens) if TOOL.search(t)), None)
             if at is None:
                 continue
