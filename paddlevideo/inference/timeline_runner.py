@@ -95,6 +95,7 @@ class TimelineResult:
     interrupted: bool = False
     stream_stats: Dict[str, int] = field(default_factory=dict)
     output_video: Optional[str] = None
+    output_png: Optional[str] = None
 
     @property
     def duration(self) -> float:
