@@ -174,7 +174,9 @@ class FrameStream:
                 time.sleep(min(2.0 ** attempts / 4, 4.0))
                 self.close()
                 self.info = self._open_pyav()
-                base_index = last + 1
+                # A live stream goes on where it is now; a file over HTTP starts again from its
+                # beginning, and the frames already handed out are passed over by number.
+                base_index = last + 1 if is_live_source(self.source) else 0
 
     def _decode_all(self, base_index: int) -> Iterator[Tuple[int, Frame]]:
         import av

@@ -129,6 +129,7 @@ class TimelineRun:
         self._stop = threading.Event()
         self._producer_error: Optional[BaseException] = None
         self._end = object()
+        self.max_buffered = 0  # most frames the window buffer held at once
 
     def _make_writer(self, path: str) -> AnnotatedVideoWriter:
         info = self.stream.info
@@ -157,6 +158,7 @@ class TimelineRun:
             if self._stop.is_set():
                 break
             buffer.append(frame)
+            self.max_buffered = max(self.max_buffered, len(buffer))
             if self.writer is not None:
                 frames.append((index, frame))
             self.result.frames = index + 1
@@ -250,7 +252,8 @@ class TimelineRun:
             self.result.wall_seconds = time.perf_counter() - started
             self.result.stream_stats = {"decode_errors": self.stream.decode_errors,
                                         "lost_frames": self.stream.lost_frames,
-                                        "reconnects": self.stream.reconnected}
+                                        "reconnects": self.stream.reconnected,
+                                        "max_buffered_frames": self.max_buffered}
         if self._producer_error is not None:
             raise self._producer_error
         return self.result
