@@ -1,0 +1,207 @@
+"""Timeline speed: seconds of video per second of wall time, side by side in one run.
+
+    python benchmarks/timeline_speed.py [--seconds 60 --naive_seconds 10 --threads N]
+
+Writes a 640x360 30 fps H.264 video of ``--seconds`` into a temporary folder, builds SlowFast
+4x16 at 256 from slowfast.yaml (random weights: speed does not depend on their values), exports
+it for Paddle Inference (oneDNN, ``--threads`` threads) and measures, with a 1 s stride:
+  (a) ``Predictor.timeline`` (decoding and preprocessing in a thread beside the model);
+  (b) the same writing the annotated video (``output_video``);
+  (c) the naive way: per window, cut the window out into a clip file (decode from a seek,
+      re-encode) and call ``Predictor.predict`` on it; run on the windows of the first
+      ``--naive_seconds`` and reported as strides covered per wall second, so it compares with
+      (a) as is.
+Then the peak memory (max RSS of a child process) of (a) on a 1-minute and a 10-minute video
+(``--memory_minutes``), measured with the narrow test model (width 8, 8 frames, 64 px) so that
+it finishes in minutes; the frames and windows held are the same kind as for the full model.
+Targets: (a) >= 1.0x real time, (b) within 15% of (a), (a) >= 5x (c), 10-minute peak within 10%
+of the 1-minute one. Prints the ratios; exit status 1 if a target is missed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from typing import Dict, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "configs", "recognition", "slowfast", "slowfast.yaml")
+NARROW = ["MODEL.backbone.width_per_group=8", "MODEL.head.width_per_group=8",
+          "INFERENCE.num_frames=8", "INFERENCE.target_size=64"]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--naive_seconds", type=int, default=10)
+    parser.add_argument("--stride", type=float, default=1.0)
+    parser.add_argument("--batch_size", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--memory_minutes", type=int, nargs=2, default=[1, 10])
+    parser.add_argument("--skip_memory", action="store_true")
+    parser.add_argument("--memory_child", nargs=3, metavar=("VIDEO", "MODEL_DIR", "CONFIG"),
+                        help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def make_video(path: str, seconds: int, width: int = 640, height: int = 360,
+               fps: int = 30) -> None:
+    """A panning texture with a moving disc, encoded frame by frame (never all in memory)."""
+    import av
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    coarse = rng.uniform(0, 255, (height // 8, width // 4, 3)).astype(np.float32)
+    texture = np.clip(cv2.resize(coarse, (width * 3, height), interpolation=cv2.INTER_CUBIC),
+                      0, 255).astype(np.uint8)
+    total = seconds * fps
+    with av.open(path, "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "23"}
+        for t in range(total):
+            shift = (t * 3) % (width * 2)
+            frame = np.ascontiguousarray(texture[:, shift: shift + width])
+            cv2.circle(frame, (int(width * (0.1 + 0.8 * (t % 150) / 150)), height // 2),
+                       height // 6, (250, 40, 40), -1)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def export_model(overrides, out_dir: str) -> Tuple[Dict[str, str], str]:
+    import paddle
+
+    from paddlevideo.inference import export_inference_model
+    from paddlevideo.modeling import build_model
+    from paddlevideo.utils import dump_config, get_config
+
+    cfg = get_config(CONFIG, overrides=overrides)
+    paddle.seed(0)
+    model = build_model(cfg.MODEL)
+    model.eval()
+    paths = export_inference_model(model, cfg, out_dir, "SlowFast", "pdmodel")
+    config_path = os.path.join(out_dir, "config.yaml")
+    dump_config(cfg, config_path)
+    return paths, config_path
+
+
+def make_predictor(paths: Dict[str, str], config: str, threads: int, batch_size: int):
+    from paddlevideo.inference import Predictor
+
+    return Predictor(paths["model"], paths["params"], config, use_gpu=False, enable_mkldnn=True,
+                     cpu_threads=threads, batch_size=batch_size)
+
+
+def naive_speed(predictor, video: str, seconds: int, stride: float, folder: str) -> float:
+    """Seconds of video per wall second when each window is cut into a clip file and
+    predicted on its own."""
+    import av
+    import numpy as np
+
+    from paddlevideo.inference import WindowPreprocessor
+    from paddlevideo.loader.demo_data import encode_h264
+
+    window = WindowPreprocessor(predictor.preprocess).plan(30.0, stride)
+    span = int(np.ceil(window.span))
+    starts = [window.start(k) for k in range(10**6)
+              if window.start(k) + span <= seconds * 30]
+    started = time.perf_counter()
+    for start in starts:
+        with av.open(video) as container:
+            stream = container.streams.video[0]
+            container.seek(int(start / 30 / stream.time_base), stream=stream, backward=True)
+            frames = []
+            for frame in container.decode(stream):
+                index = int(round(frame.pts * stream.time_base * 30))
+                if index >= start:
+                    frames.append(frame.to_ndarray(format="rgb24"))
+                if len(frames) == span:
+                    break
+        clip = os.path.join(folder, "cut.mp4")
+        encode_h264(clip, np.stack(frames), 30)
+        predictor.predict(clip)
+    # each window moves the timeline on by one stride, as in (a)
+    return len(starts) * stride / (time.perf_counter() - started)
+
+
+def memory_child(video: str, model_dir: str, config: str) -> None:
+    """Run a timeline and print its peak RSS (MB) as JSON (the parent compares two)."""
+    import resource
+
+    paths = {"model": os.path.join(model_dir, "SlowFast.pdmodel"),
+             "params": os.path.join(model_dir, "SlowFast.pdiparams")}
+    predictor = make_predictor(paths, config, 1, 1)
+    result = predictor.timeline(video, stride=1.0)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_mb": peak_mb, "windows": len(result.windows),
+                      "duration": result.duration}))
+
+
+def peak_memory(video: str, model_dir: str, config: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--memory_child", video, model_dir, config],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    args = parse_args()
+    sys.path.insert(0, ROOT)
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    if args.memory_child:
+        memory_child(*args.memory_child)
+        return 0
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="timeline_speed_") as tmp:
+        video = os.path.join(tmp, "video.mp4")
+        make_video(video, args.seconds)
+        paths, config = export_model([], os.path.join(tmp, "full"))
+        predictor = make_predictor(paths, config, args.threads, args.batch_size)
+        warm = os.path.join(tmp, "warm.mp4")
+        make_video(warm, 3)
+        predictor.timeline(warm, stride=args.stride)  # kernel selection, caches
+        model_before = predictor.timings.model
+        plain = predictor.timeline(video, stride=args.stride)
+        model_seconds = predictor.timings.model - model_before
+        annotated = predictor.timeline(video, stride=args.stride,
+                                       output_video=os.path.join(tmp, "annotated.mp4"))
+        naive = naive_speed(predictor, video, min(args.naive_seconds, args.seconds),
+                            args.stride, tmp)
+        print(f"SlowFast 4x16 at 256, {args.seconds} s 640x360 30 fps video, stride "
+              f"{args.stride} s, {args.threads} threads, batch {args.batch_size}")
+        print("| run | video s / wall s | vs timeline |\n|---|---|---|")
+        rows = [("timeline", plain.speed), ("timeline + annotated video", annotated.speed),
+                (f"naive: predict per cut clip (first {args.naive_seconds} s)", naive)]
+        for name, speed in rows:
+            print(f"| {name} | {speed:.2f} | {speed / plain.speed:.2f} |")
+        print(f"(a): model {model_seconds / len(plain.windows):.3f} s per window, "
+              f"{model_seconds / plain.wall_seconds:.0%} of the wall time")
+        ok &= plain.speed >= 1.0 and annotated.speed >= 0.85 * plain.speed
+        ok &= plain.speed >= 5 * naive
+        if not args.skip_memory:
+            narrow_paths, narrow_config = export_model(NARROW, os.path.join(tmp, "narrow"))
+            peaks = []
+            for minutes in args.memory_minutes:
+                long_video = os.path.join(tmp, f"long_{minutes}.mp4")
+                make_video(long_video, minutes * 60)
+                peaks.append(peak_memory(long_video, os.path.dirname(narrow_paths["model"]),
+                                         narrow_config))
+                os.remove(long_video)
+            print("| video | windows | peak RSS MB |\n|---|---|---|")
+            for minutes, peak in zip(args.memory_minutes, peaks):
+                print(f"| {minutes} min | {peak['windows']} | {peak['peak_mb']:.0f} |")
+            ratio = peaks[1]["peak_mb"] / peaks[0]["peak_mb"]
+            print(f"peak memory {args.memory_minutes[1]} min / {args.memory_minutes[0]} min: "
+                  f"{ratio:.3f}")
+            ok &= ratio <= 1.10
+    print("targets met" if ok else "a target was missed")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
