@@ -28,6 +28,7 @@ from .frame_stream import Frame, FrameStream, is_live_source
 from .timeline import Segment, SegmentBuilder, WindowPlan, WindowResult, default_stride
 
 QUEUED_BATCHES = 2
+STOP_WAIT_SECONDS = 2.0  # how long Ctrl-C waits for the decoder to let go
 
 
 class WindowPreprocessor:
@@ -241,11 +242,14 @@ class TimelineRun:
         except KeyboardInterrupt:
             self.result.interrupted = True
             self._stop.set()
-            self._consume(model=False)
+            self._drain_after_stop(producer)
         finally:
             self._stop.set()
-            producer.join()
-            self.stream.close()
+            # A stalled stream can hold the decoder in a read; the thread is a daemon then,
+            # and its container is left to the process exit rather than closed under it.
+            producer.join(timeout=STOP_WAIT_SECONDS)
+            if not producer.is_alive():
+                self.stream.close()
             self.result.segments = self.segments.segments(end=self.result.duration)
             if self.writer is not None:
                 self.writer.close(self.result.segments)
@@ -258,7 +262,7 @@ class TimelineRun:
             raise self._producer_error
         return self.result
 
-    def _consume(self, model: bool = True) -> None:
+    def _consume(self) -> None:
         while True:
             try:
                 item = self._queue.get(timeout=0.5)  # a timeout keeps Ctrl-C responsive
@@ -268,10 +272,25 @@ class TimelineRun:
                 return
             if self.writer is not None:
                 self.writer.add_frames(item.frames)
-            if model:
-                decided = self._predict(item.jobs)
-                if self.writer is not None and decided:
-                    self.writer.add_windows(decided, self.segments.segments())
+            decided = self._predict(item.jobs)
+            if self.writer is not None and decided:
+                self.writer.add_windows(decided, self.segments.segments())
+
+    def _drain_after_stop(self, producer: threading.Thread) -> None:
+        """After Ctrl-C: pass the frames already queued to the annotated video, without the
+        model, until the producer ends or has been silent for ``STOP_WAIT_SECONDS``."""
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if not producer.is_alive():
+                    return
+                continue
+            if item is self._end:
+                return
+            if self.writer is not None:
+                self.writer.add_frames(item.frames)
 
     def _predict(self, jobs: Sequence[WindowJob]) -> List[WindowResult]:
         ready = [job for job in jobs if job.arrays is not None]

@@ -78,3 +78,33 @@ def test_missing_file_in_timeline_mode_is_named():
     proc = run_tool("--input_file", "no/such/video.mp4", "--timeline")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == "Error: input not found: no/such/video.mp4"
+
+
+def test_ctrl_c_on_a_live_stream_stops_cleanly_and_writes_what_it_has(tmp_path):
+    import signal
+
+    paths = three_class_export()
+    out, video = tmp_path / "live.json", tmp_path / "live.mp4"
+    cmd = [sys.executable, str(TOOL), "--config", paths["config"], "--model_file",
+           paths["model"], "--params_file", paths["params"], "--use_gpu=False",
+           "--input_file", "-", "--live", "True", "--output", str(out),
+           "--output_video", str(video)]
+    data = three_action_video().read_bytes()
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=False, cwd=REPO_ROOT,
+                            env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    try:
+        proc.stdin.write(data[:len(data) * 2 // 3])  # the stream stays open: more may come
+        proc.stdin.flush()
+        first = proc.stdout.readline().decode()
+        assert first.startswith("[") and "(lag " in first
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr.decode()[-2000:]
+    assert "stopped by Ctrl-C" in stdout.decode()
+    [record] = json.loads(out.read_text())["results"]
+    assert record["interrupted"] is True and record["windows"]
+    assert record["segments"][0]["class_name"] == CLASSES[0]
+    assert video.stat().st_size > 0
