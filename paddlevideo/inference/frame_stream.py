@@ -152,10 +152,9 @@ class FrameStream:
 
     def _pyav_frames(self) -> Iterator[Tuple[int, Frame]]:
         """``(index from the presentation time, frame or None if damaged)``; reopens a network
-        stream that drops."""
-        base_index, attempts = 0, 0
+        stream that drops, up to ``reconnects`` times in all."""
+        base_index, last = 0, -1
         while True:
-            last = base_index - 1
             try:
                 for index, frame in self._decode_all(base_index):
                     last = max(last, index)
@@ -164,19 +163,27 @@ class FrameStream:
             except StreamError:
                 raise
             except Exception as err:  # the connection dropped (or the file ended badly)
-                if self.kind != "url" or attempts >= self.reconnects:
-                    if self.kind == "url":
-                        raise StreamError(f"{self.source}: stream lost after {attempts} "
-                                          f"reconnects: {_short(err)}") from None
+                if self.kind != "url":
                     return
-                attempts += 1
-                self.reconnected += 1
-                time.sleep(min(2.0 ** attempts / 4, 4.0))
-                self.close()
-                self.info = self._open_pyav()
+                self._reopen(_short(err))
                 # A live stream goes on where it is now; a file over HTTP starts again from its
                 # beginning, and the frames already handed out are passed over by number.
                 base_index = last + 1 if is_live_source(self.source) else 0
+
+    def _reopen(self, reason: str) -> None:
+        """Open the URL again, waiting longer before each try; :class:`StreamError` once
+        ``reconnects`` tries are spent."""
+        while self.reconnected < self.reconnects:
+            self.reconnected += 1
+            time.sleep(min(2.0 ** self.reconnected / 4, 4.0))
+            self.close()
+            try:
+                self.info = self._open_pyav()
+                return
+            except StreamError as err:
+                reason = str(err)
+        raise StreamError(f"{self.source}: stream lost, {self.reconnected} reconnects "
+                          f"failed: {reason}")
 
     def _decode_all(self, base_index: int) -> Iterator[Tuple[int, Frame]]:
         import av

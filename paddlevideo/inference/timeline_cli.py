@@ -70,7 +70,8 @@ def timeline_record(result: TimelineResult, predictor: Any) -> Dict[str, Any]:
             "windows": [w.record() for w in result.windows],
             "segments": [s.record() for s in result.segments],
             "skipped_windows": result.skipped, "dropped_windows": result.dropped,
-            "interrupted": result.interrupted, "stream": result.stream_stats,
+            "interrupted": result.interrupted, "error": result.error,
+            "stream": result.stream_stats,
             "output_video": result.output_video}
 
 
@@ -136,6 +137,9 @@ def run_timeline_command(args: argparse.Namespace, predictor: Any) -> int:
             print(f"Error: {error}", file=sys.stderr)
             failures.append({"file": source, "error": error})
             continue
+        if result.error is not None:  # the stream was lost part-way: keep what it gave
+            print(f"Error: {result.error}", file=sys.stderr)
+            failures.append({"file": source, "error": result.error})
         print(format_timeline(result), flush=True)
         for label, path in (("annotated video", result.output_video),
                             ("timeline picture", result.output_png)):

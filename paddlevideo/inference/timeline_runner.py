@@ -24,7 +24,7 @@ import numpy as np
 
 from ..loader.pipelines.decode import DecodeSampler
 from .annotate import AnnotatedVideoWriter
-from .frame_stream import Frame, FrameStream, is_live_source
+from .frame_stream import Frame, FrameStream, StreamError, is_live_source
 from .timeline import Segment, SegmentBuilder, WindowPlan, WindowResult, default_stride
 
 QUEUED_BATCHES = 2
@@ -97,6 +97,7 @@ class TimelineResult:
     stream_stats: Dict[str, int] = field(default_factory=dict)
     output_video: Optional[str] = None
     output_png: Optional[str] = None
+    error: Optional[str] = None  # why the source ended early (a lost stream)
 
     @property
     def duration(self) -> float:
@@ -258,7 +259,10 @@ class TimelineRun:
                                         "lost_frames": self.stream.lost_frames,
                                         "reconnects": self.stream.reconnected,
                                         "max_buffered_frames": self.max_buffered}
-        if self._producer_error is not None:
+        if isinstance(self._producer_error, StreamError):
+            # a stream lost part-way: what was decided before stays, with the reason
+            self.result.error = str(self._producer_error)
+        elif self._producer_error is not None:
             raise self._producer_error
         return self.result
 

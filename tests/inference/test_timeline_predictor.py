@@ -157,3 +157,34 @@ def test_max_seconds_stops_early(predictor):
     result = predictor.timeline(str(three_action_video()), max_seconds=1.0)
     assert result.duration == pytest.approx(1.0)
     assert all(w.end <= 1.0 + 1e-6 for w in result.windows) and len(result.windows) == 2
+
+
+class AlwaysDropHandler(http.server.BaseHTTPRequestHandler):
+    """Serves the first half of ``data`` and then closes the connection, every time."""
+
+    data = b""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.data)))
+        self.end_headers()
+        self.wfile.write(self.data[:len(self.data) // 2])
+        self.wfile.flush()
+        self.connection.shutdown(2)
+
+
+def test_stream_lost_for_good_keeps_what_was_decided(predictor):
+    AlwaysDropHandler.data = three_action_video().read_bytes()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AlwaysDropHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/three.mp4"
+    try:
+        result = predictor.timeline(url, reconnects=1)
+    finally:
+        server.shutdown()
+    assert result.error.startswith(f"{url}: stream lost, 1 reconnects failed")
+    assert 0 < len(result.windows) < 21 and result.stream_stats["reconnects"] == 1
+    assert result.segments[0].class_name == CLASSES[0]
