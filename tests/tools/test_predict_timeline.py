@@ -108,3 +108,23 @@ def test_ctrl_c_on_a_live_stream_stops_cleanly_and_writes_what_it_has(tmp_path):
     assert record["interrupted"] is True and record["windows"]
     assert record["segments"][0]["class_name"] == CLASSES[0]
     assert video.stat().st_size > 0
+
+
+def test_folder_gives_one_annotated_video_and_picture_per_input(tmp_path):
+    import av
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    os.symlink(three_action_video(), folder / "a.mp4")
+    os.symlink(three_action_video(), folder / "b.mp4")
+    out = tmp_path / "out"
+    proc = run_tool("--input_file", str(folder), "--timeline", "--stride", "1",
+                    "--output_video", str(out), "--output_timeline_png", str(out),
+                    "--output", str(tmp_path / "all.json"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "a_timeline.png", "b.mp4",
+                                                     "b_timeline.png"]
+    records = json.loads((tmp_path / "all.json").read_text())["results"]
+    assert [r["output_video"] for r in records] == [str(out / "a.mp4"), str(out / "b.mp4")]
+    with av.open(str(out / "b.mp4")) as container:
+        assert container.streams.video[0].frames == 180
