@@ -97,3 +97,28 @@ def test_unreachable_url_and_missing_file_are_one_line_errors(tmp_path):
     assert "\n" not in str(e.value)
     with pytest.raises(StreamError, match="missing.mp4: file not found"):
         FrameStream(str(tmp_path / "missing.mp4"))
+
+
+def test_camera_index_is_read_with_opencv_in_rgb(tmp_path, monkeypatch):
+    import cv2
+
+    frames = numbered_frames(20).copy()
+    frames[..., 0] = 230  # a red tint: BGR handed out as it comes would show it in blue
+    path = write_video(tmp_path / "cam.avi", frames, fps=25, codec="mjpeg")
+    opened = []
+    real_capture = cv2.VideoCapture
+
+    def fake_camera(device):  # no camera here: the device reads a file through OpenCV
+        opened.append(device)
+        return real_capture(str(path))
+
+    monkeypatch.setattr(cv2, "VideoCapture", fake_camera)
+    stream = FrameStream("0")
+    indices, frames = zip(*stream)
+    assert opened == [0] and stream.info.fps == 25 and stream.info.num_frames == 0
+    assert list(indices) == list(range(20))
+    decoded = np.stack(frames).astype(np.float64)
+    assert decoded.shape == (20, 64, 96, 3)
+    assert np.abs(decoded[..., 0].mean() - 230) < 6
+    green_levels = decoded[..., 1].reshape(20, -1).mean(axis=1)
+    assert np.round((green_levels - 8) / 4).astype(int).tolist() == list(range(20))
