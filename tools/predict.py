@@ -74,6 +74,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num_views", type=int, default=1,
                         help="clips spread over the video, scores averaged (1: the centred clip)")
     parser.add_argument("--output", default=None, help="write all results to this JSON file")
+    # Timeline of long videos and live streams (paddlevideo/inference/timeline_cli.py); a URL,
+    # camera index or '-' as --input_file implies --timeline.
+    timeline = parser.add_argument_group("timeline (long videos and live streams)")
+    timeline.add_argument("--timeline", action="store_true",
+                          help="slide the clip window over the whole video: windows, segments")
+    timeline.add_argument("--stride", type=float, default=None,
+                          help="seconds between windows (default: half a window)")
+    timeline.add_argument("--output_video", default=None,
+                          help="annotated copy of the video (a folder for several inputs)")
+    timeline.add_argument("--output_timeline_png", default=None,
+                          help="a picture of the timeline (a folder for several inputs)")
+    timeline.add_argument("--max_seconds", type=float, default=None,
+                          help="stop after this many seconds of video")
+    timeline.add_argument("--live", type=str2bool, default=None,
+                          help="skip windows to keep up with the source (default: True for "
+                               "cameras, rtsp and rtmp)")
+    timeline.add_argument("--reconnects", type=int, default=3,
+                          help="reopen a dropped network stream this many times")
     return parser.parse_args(argv)
 
 
@@ -185,9 +203,19 @@ def main(argv=None) -> int:
     from paddlevideo.inference import list_videos
     from paddlevideo.inference.engines import EngineError
     from paddlevideo.inference.labels import LabelMapError
+    from paddlevideo.inference.timeline_cli import (
+        check_timeline_args,
+        run_timeline_command,
+        wants_timeline,
+    )
     from paddlevideo.utils import ConfigError
 
-    if not os.path.exists(args.input_file):
+    timeline = wants_timeline(args)
+    problem = check_timeline_args(args) if timeline else None
+    if problem:
+        print(f"Error: {problem}", file=sys.stderr)
+        return 1
+    if not timeline and not os.path.exists(args.input_file):
         print(f"Error: input not found: {args.input_file}", file=sys.stderr)
         return 1
     folder = os.path.isdir(args.input_file)
@@ -200,6 +228,8 @@ def main(argv=None) -> int:
     except (ConfigError, EngineError, LabelMapError, ValueError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1
+    if timeline:
+        return run_timeline_command(args, predictor)
     if args.enable_benchmark:
         warm_up(predictor, min(args.batch_size, len(paths)))
     start = time.perf_counter()

@@ -10,8 +10,12 @@ from .export import (
 from .labels import LabelMapError, read_label_map
 from .predictor import Predictor, list_videos, prediction_record
 from .preprocess import ClipPreprocessor, predict_pipeline_config
+from .timeline import Segment, SegmentBuilder, WindowPlan, WindowResult
+from .timeline_runner import TimelineResult, TimelineRun, WindowPreprocessor
 
 __all__ = ["ClipPreprocessor", "EngineError", "EngineOptions", "ExportError", "InputShapes",
            "LabelMapError", "OnnxEngine", "PaddleEngine", "Predictor", "compare_with_dynamic",
            "create_engine", "export_inference_model", "input_shapes_from_config", "list_videos",
-           "prediction_record", "predict_pipeline_config", "read_label_map"]
+           "prediction_record", "predict_pipeline_config", "read_label_map", "Segment",
+           "SegmentBuilder", "TimelineResult", "TimelineRun", "WindowPlan", "WindowPreprocessor",
+           "WindowResult"]

@@ -4,7 +4,18 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 
@@ -12,6 +23,9 @@ from ..utils.config import get_config
 from .engines import EngineOptions, create_engine
 from .labels import check_label_count, read_label_map, resolve_label_file
 from .preprocess import ClipPreprocessor
+
+if TYPE_CHECKING:
+    from .timeline_runner import TimelineResult
 
 Prediction = Tuple[int, str, float]
 
@@ -77,6 +91,30 @@ class Predictor:
         self.model_file = model_file
         self.engine = create_engine(model_file, params_file, options)
         self.timings = Timings()
+
+    def run_model(self, slow: np.ndarray, fast: np.ndarray) -> np.ndarray:
+        """Probabilities ``[N, K]`` of the model for ready inputs ``slow [N,3,T/alpha,S,S]``,
+        ``fast [N,3,T,S,S]`` (model time is added to ``timings``)."""
+        start = time.perf_counter()
+        probs = self.engine.run(slow, fast)
+        self.timings.model += time.perf_counter() - start
+        if probs.ndim != 2 or probs.shape[1] != len(self.class_names):
+            check_label_count(self.class_names, probs.shape[-1], self.label_file,
+                              f"the model {self.model_file}")
+        return probs
+
+    def timeline(self, source: str, stride: Optional[float] = None,
+                 output_video: Optional[str] = None, max_seconds: Optional[float] = None,
+                 live: Optional[bool] = None, reconnects: int = 3,
+                 on_window: Optional[Callable[..., None]] = None) -> TimelineResult:
+        """Slide the clip window over ``source`` (a file, URL, camera index or ``-``) every
+        ``stride`` seconds (default half a window), ``batch_size`` windows per model run; see
+        :mod:`.timeline_runner`. ``output_video``: also write the annotated video there."""
+        from .timeline_runner import TimelineRun
+
+        return TimelineRun(self, source, stride=stride, max_seconds=max_seconds, live=live,
+                           output_video=output_video, reconnects=reconnects,
+                           on_window=on_window).run()
 
     def video_probs(self, paths: Sequence[str]) -> np.ndarray:
         """Class probabilities ``[len(paths), K]``, each averaged over the video's views."""

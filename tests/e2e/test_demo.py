@@ -1,4 +1,6 @@
-"""The user's journey of `make demo`, scaled down: data → train → test → export → predict."""
+"""The user's journey of `make demo`, scaled down: data → train → test → export → predict →
+timeline of a stitched validation video."""
+import json
 import subprocess
 import sys
 
@@ -15,7 +17,7 @@ def test_demo_runs_every_step_and_names_the_predicted_class(tmp_path):
     stdout = proc.stdout
     for step in ("generate the demo dataset", "train with validation",
                  "multi-view test of the best checkpoint", "export for Paddle Inference",
-                 "predict one demo video"):
+                 "predict one demo video", "timeline of the stitched validation video"):
         assert f"==> {step}" in stdout
     # 8 validation videos, one per class; the prediction names a class of the label map
     assert "over 8 videos" in stdout
@@ -26,3 +28,12 @@ def test_demo_runs_every_step_and_names_the_predicted_class(tmp_path):
     assert (out / "SlowFastDemo_best.pdparams").is_file()
     assert (out / "test_predictions.csv").read_text().count("\n") == 9  # header + 8 videos
     assert "Demo finished" in stdout
+    # one validation video of each of 4 classes (1 per class here), 32 frames each
+    timeline = data / "timeline"
+    [record] = json.loads((timeline / "timeline.json").read_text())["results"]
+    assert abs(record["duration"] - 128 / 30) < 1e-3 and record["segments"]
+    assert {s["class_name"] for s in record["segments"]} <= set(names)
+    assert (timeline / "timeline_segments.csv").read_text().startswith("file,start,end")
+    assert (timeline / "stitched_val_annotated.mp4").stat().st_size > 0
+    assert (timeline / "timeline.png").is_file()
+    assert f"timeline:    {data}/timeline/" in stdout
