@@ -146,7 +146,10 @@ def build_stage(run: TrainRun, plan: Any, epoch: int, previous: Optional[Stage])
         load_weights(model, run.weights, skip_head=cfg["skip_head"])
         logger.info("Loaded weights from %s", run.weights)
     model = apply_to_static(model, cfg["to_static"])
-    lr_scheduler = build_lr(cfg["OPTIMIZER"]["learning_rate"], iters)
+    # the schedule counts optimizer updates: with accumulation the LR of an update is the same
+    # as on a topology that takes the global batch in one step
+    updates = -(-iters // run.accum_steps)
+    lr_scheduler = build_lr(cfg["OPTIMIZER"]["learning_rate"], updates)
     optimizer = build_optimizer(cfg["OPTIMIZER"], lr_scheduler, model)
     if previous is not None:  # carry weights and momentum across the rebuild
         load_weights(model, unwrap(previous.model).state_dict())
@@ -191,7 +194,8 @@ def train_epoch(run: TrainRun, stage: Stage, epoch: int, meter: TrainMeter,
             break
         profiler_step()  # main.py -p: starts/stops paddle.profiler at the asked iterations
         meter.data_ready()
-        lr_scheduler.step(epoch * stage.iters + step)
+        updates = -(-stage.iters // run.accum_steps)
+        lr_scheduler.step(epoch * updates + step // run.accum_steps)
         paddle.seed(_step_seed(run.cfg["seed"], epoch, step))
         sync = (step + 1) % run.accum_steps == 0 or step + 1 == stage.iters
         with collective(f"training step {epoch + 1}:{step + 1} (gradient all-reduce)"):

@@ -64,7 +64,7 @@ def test_onednn_path_trains_to_the_same_losses_weights_and_state_dict():
 
 @needs_onednn
 def test_precise_bn_sees_the_batch_statistics():
-    from paddlevideo.utils.precise_bn import bn_layers, do_preciseBN
+    from paddlevideo.tasks.precise_bn import bn_layers, do_preciseBN
 
     reference, model = small(), small()
     apply_cpu_training_options(model, None, {"cpu_fast_path": "onednn"})
