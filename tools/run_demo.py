@@ -132,6 +132,7 @@ def demo_timeline(py: str, data_dir: str, export_dir: str) -> str:
         print(f"    {start:6.2f} - {start + seconds:6.2f} s  class {label}")
         start += seconds
     outputs = os.path.join(data_dir, "timeline")
+    os.makedirs(os.path.join(ROOT, outputs), exist_ok=True)  # predict.py checks --output's folder
     run([py, "tools/predict.py", "--input_file", stitched, "--config", CONFIG,
          "--model_file", f"{export_dir}/SlowFastDemo.pdmodel",
          "--params_file", f"{export_dir}/SlowFastDemo.pdiparams",
