@@ -6,9 +6,10 @@ import sys
 import time
 from typing import Dict, Iterable, Optional
 
+import numpy as np
 from tqdm import tqdm
 
-from ..utils.dist import get_rank
+from ..utils.dist import all_reduce_sum, get_rank
 from ..utils.logger import get_logger
 
 logger = get_logger()
@@ -79,7 +80,16 @@ class TrainMeter:
                             self.global_step)
 
     def averages(self) -> Dict[str, float]:
-        return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        """Means since the epoch started. Loss and accuracies are over every process's
+        iterations (an all-reduce: every rank logs at the same steps), so the logged curve is
+        the global batch's, the same on any topology; times are this process's."""
+        avg = {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        if self.world_size > 1:
+            totals = all_reduce_sum(np.array([self.sums["loss"], self.sums["top1"],
+                                              self.sums["top5"], self.count], dtype=np.float64))
+            for i, key in enumerate(("loss", "top1", "top5")):
+                avg[key] = float(totals[i] / max(totals[3], 1))
+        return avg
 
     def log_step(self, step: int) -> None:
         avg = self.averages()

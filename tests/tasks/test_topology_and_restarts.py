@@ -89,6 +89,11 @@ def test_two_processes_and_one_process_with_accumulation_train_the_same_paramete
         np.testing.assert_allclose(b[key], a[key], rtol=0, atol=2e-6, err_msg=key)
     log = (tmp_path / "one" / "train.log").read_text()
     assert "train step:4 " in log  # 2 updates an epoch, each of 2 accumulated iterations
+    # the logged loss curve is the global batch's: the same epoch averages on both topologies
+    curves = [[line.split("loss_avg: ")[1].split()[0] for line in
+               (tmp_path / name / "train.log").read_text().splitlines() if "END epoch:" in line]
+              for name in ("two", "one")]
+    assert len(curves[0]) == 2 and curves[0] == curves[1]
 
 
 @pytest.fixture(scope="module")
