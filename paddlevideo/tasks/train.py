@@ -289,7 +289,8 @@ def save_checkpoint(run: TrainRun, stage: Stage, epochs_done: int, iteration: in
         try:
             path = save_training_checkpoint(
                 run.out_dir, run.model_name, epochs_done, stage.model, stage.optimizer,
-                {"best_top1": run.best_top1, "scaler": run.amp.state_dict()},
+                {"best_top1": run.best_top1, "scaler": run.amp.state_dict(),
+                 "accumulation": run.accum_steps},
                 iteration=iteration, global_step=epochs_done * stage.iters + iteration,
                 run_identity=run.identity)
         except NonFiniteCheckpointError as err:  # an optimizer accumulator
@@ -390,7 +391,10 @@ def _resume_from_unit(run: TrainRun, stage: Stage) -> int:
     run.amp.load_state_dict(state.get("scaler"))
     run.best_top1 = float(state.get("best_top1", -1.0))
     run.last_checkpoint = unit.model_path
-    return int(unit.iteration)
+    # a mid-epoch unit counts micro-batches of its writer's topology: the same updates are
+    # ``iteration / its accumulation`` on any other (the global batches do not depend on it)
+    updates = int(unit.iteration) // int(state.get("accumulation") or run.accum_steps)
+    return updates * run.accum_steps
 
 
 def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bool = True,

@@ -73,27 +73,56 @@ def _weights(out, epoch=2):
     return load(str(out / f"SlowFastDemo_epoch_{epoch:05d}.pdparams"))
 
 
+GLOBAL_BATCH = ["GRADIENT_ACCUMULATION.global_batch_size=4"]  # batch 2 per step
+
+
+def _params(state):
+    keys = [k for k in state if not k.endswith(("_mean", "_variance"))]  # BN statistics aside
+    assert len(keys) > 50
+    return keys
+
+
+@pytest.fixture(scope="module")
+def two_processes(tiny_dataset, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("two")
+    result, logs = _launch(tmp, "two", _args(tiny_dataset, tmp / "out", GLOBAL_BATCH))
+    assert result.returncode == 0, result.stderr[-2000:] + logs[-3000:]
+    return tmp / "out"
+
+
 @pytest.mark.slow
 def test_two_processes_and_one_process_with_accumulation_train_the_same_parameters(
-        tiny_dataset, tmp_path):
-    global_batch = ["GRADIENT_ACCUMULATION.global_batch_size=4"]  # batch 2 per step
-    two, logs = _launch(tmp_path, "two", _args(tiny_dataset, tmp_path / "two", global_batch))
-    assert two.returncode == 0, two.stderr[-2000:] + logs[-3000:]
-    one, _ = _launch(tmp_path, "one", _args(tiny_dataset, tmp_path / "one", global_batch),
+        two_processes, tiny_dataset, tmp_path):
+    one, _ = _launch(tmp_path, "one", _args(tiny_dataset, tmp_path / "one", GLOBAL_BATCH),
                      procs=1)
     assert one.returncode == 0, one.stderr[-3000:]
-    a, b = _weights(tmp_path / "two"), _weights(tmp_path / "one")
-    params = [k for k in a if not k.endswith(("_mean", "_variance"))]  # BN statistics aside
-    assert len(params) > 50
-    for key in params:
+    a, b = _weights(two_processes), _weights(tmp_path / "one")
+    for key in _params(a):
         np.testing.assert_allclose(b[key], a[key], rtol=0, atol=2e-6, err_msg=key)
     log = (tmp_path / "one" / "train.log").read_text()
     assert "train step:4 " in log  # 2 updates an epoch, each of 2 accumulated iterations
     # the logged loss curve is the global batch's: the same epoch averages on both topologies
     curves = [[line.split("loss_avg: ")[1].split()[0] for line in
-               (tmp_path / name / "train.log").read_text().splitlines() if "END epoch:" in line]
-              for name in ("two", "one")]
+               (folder / "train.log").read_text().splitlines() if "END epoch:" in line]
+              for folder in (two_processes, tmp_path / "one")]
     assert len(curves[0]) == 2 and curves[0] == curves[1]
+
+
+@pytest.mark.slow
+def test_a_mid_epoch_stop_resumes_on_another_topology_at_the_same_update(
+        two_processes, tiny_dataset, tmp_path):
+    args = _args(tiny_dataset, tmp_path / "out", GLOBAL_BATCH)
+    # one process, accumulation 2: stopped during iteration 2, the end of update 1
+    stopped, _ = _launch(tmp_path, "stopped", args, procs=1, STOP_AT=2, STOP_RANK=0,
+                         STOP_SIGNAL="SIGTERM")
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert (tmp_path / "out" / "SlowFastDemo_epoch_00000_iter_000002.json").is_file()
+    # continued by 2 processes (no accumulation): from update 1, that is their iteration 1
+    rerun, logs = _launch(tmp_path, "rerun", args)
+    assert rerun.returncode == 0, rerun.stderr[-2000:] + logs[-3000:]
+    expected, got = _weights(two_processes), _weights(tmp_path / "out")
+    for key in _params(expected):
+        np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=2e-6, err_msg=key)
 
 
 @pytest.fixture(scope="module")
