@@ -87,7 +87,8 @@ class OneDNNBackboneForward:
     """Stands in for ``backbone.forward``: ``[slow, fast]`` (each ``[N,3,T,H,W]``) through a
     ProgramDesc program whose convolutions run on oneDNN; the backbone's outputs unchanged.
 
-    One program per mode (training, eval), built and marked on the mode's first call. If
+    The training program is built and marked on the first training call; evaluation runs in
+    dygraph (an eval program would keep the weights it was traced with). If
     building or running it raises, the backbone's own ``forward`` is restored, a
     :class:`OneDNNFallbackWarning` says why, and that call (and every later one) runs in dygraph.
 
@@ -118,7 +119,9 @@ class OneDNNBackboneForward:
 
     def __call__(self, inputs: Sequence[paddle.Tensor]) -> List[paddle.Tensor]:
         inputs = list(inputs)
-        if self.momenta() != self.traced_momenta:
+        # Evaluation (validation between epochs) runs in dygraph: an eval program keeps the
+        # weights it was traced with, not the ones trained since.
+        if not self.backbone.training or self.momenta() != self.traced_momenta:
             return self.dygraph_fn(inputs)
         try:
             with program_desc_ir():
