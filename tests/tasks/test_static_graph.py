@@ -107,3 +107,22 @@ def test_disabled_leaves_model_untouched():
     assert "forward" not in model.backbone.__dict__ and convert_info(model) == "dygraph"
     with pytest.raises(TypeError, match="no backbone layer"):
         apply_to_static(nn.Linear(2, 2), True)
+
+
+def test_precise_bn_under_to_static_measures_the_batch_statistics():
+    # the program keeps the momentum it was traced with: precise BN (momentum 0) must not run it
+    from paddlevideo.tasks.precise_bn import bn_layers, do_preciseBN
+
+    reference, model = build_small(seed=0, dropout_rate=0.0), build_small(seed=0, dropout_rate=0.0)
+    apply_to_static(model, True)
+    for net in (reference, model):
+        net.train()
+        net(list(make_inputs(batch=2, seed=1)), mode="train")  # traces the training program
+    batches = [list(make_inputs(batch=2, seed=s)) for s in (3, 4)]
+    assert do_preciseBN(reference, batches) == do_preciseBN(model, batches) == 2
+    for got, expected in zip(bn_layers(model), bn_layers(reference)):
+        np.testing.assert_allclose(got._mean.numpy(), expected._mean.numpy(), rtol=1e-4,
+                                   atol=1e-5)
+        np.testing.assert_allclose(got._variance.numpy(), expected._variance.numpy(),
+                                   rtol=1e-4, atol=1e-5)
+    assert convert_info(model) == "static"  # training goes on in the program
