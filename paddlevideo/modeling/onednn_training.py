@@ -43,6 +43,7 @@ from paddle.static import InputSpec
 from ..utils import cpu_features
 from ..utils.config import ConfigError
 from ..utils.logger import get_logger
+from .layers import norm_momenta
 
 logger = get_logger()
 
@@ -101,11 +102,7 @@ class OneDNNBackboneForward:
         self.static_fn = static_fn
         self.dygraph_fn = dygraph_fn
         self.marked: Dict[bool, int] = {}  # training mode -> oneDNN ops in its programs
-        self.norm_layers = [layer for layer in backbone.sublayers() if hasattr(layer, "_momentum")]
-        self.traced_momenta = self.momenta()
-
-    def momenta(self) -> Tuple[float, ...]:
-        return tuple(float(layer._momentum) for layer in self.norm_layers)
+        self.traced_momenta = norm_momenta(backbone)
 
     def _prepare(self, inputs: List[paddle.Tensor]) -> None:
         training = self.backbone.training
@@ -121,7 +118,7 @@ class OneDNNBackboneForward:
         inputs = list(inputs)
         # Evaluation (validation between epochs) runs in dygraph: an eval program keeps the
         # weights it was traced with, not the ones trained since.
-        if not self.backbone.training or self.momenta() != self.traced_momenta:
+        if not self.backbone.training or norm_momenta(self.backbone) != self.traced_momenta:
             return self.dygraph_fn(inputs)
         try:
             with program_desc_ir():

@@ -23,6 +23,7 @@ import paddle
 import paddle.nn as nn
 from paddle.static import InputSpec
 
+from ..modeling.layers import norm_momenta
 from ..utils.logger import get_logger
 
 logger = get_logger()
@@ -51,16 +52,12 @@ class StaticBackboneForward:
         self.static_fn = static_fn
         self.dygraph_fn = dygraph_fn
         self.verified = False
-        self.norm_layers = [layer for layer in backbone.sublayers() if hasattr(layer, "_momentum")]
-        self.traced_momenta = self._momenta()
-
-    def _momenta(self) -> tuple:
-        return tuple(float(layer._momentum) for layer in self.norm_layers)
+        self.traced_momenta = norm_momenta(backbone)
 
     def __call__(self, inputs: Sequence[paddle.Tensor]) -> List[paddle.Tensor]:
         # The program holds the BN momentum it was traced with; precise BN sets 0 to read each
         # batch's statistics, so those calls run in dygraph.
-        if self._momenta() != self.traced_momenta:
+        if norm_momenta(self.backbone) != self.traced_momenta:
             return self.dygraph_fn(list(inputs))
         if self.verified:
             return self.static_fn(list(inputs))
