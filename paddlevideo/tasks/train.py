@@ -125,6 +125,13 @@ class Stage:
     extra: Dict[str, Any] = field(default_factory=dict)  # what a plan caches per stage
 
 
+def updates_per_epoch(iters: int, accum_steps: int) -> int:
+    """Optimizer updates in an epoch of ``iters`` iterations: what the LR schedule counts, so
+    that with accumulation an update gets the LR it has on a topology that takes the global
+    batch at once."""
+    return -(-iters // accum_steps)
+
+
 def check_iterations(loader, max_iters: Optional[int], batch_size: int) -> int:
     """Iterations per epoch (capped by ``max_iters``); an error when there is no full batch."""
     iters = len(loader) if not max_iters else min(len(loader), max_iters)
@@ -146,10 +153,8 @@ def build_stage(run: TrainRun, plan: Any, epoch: int, previous: Optional[Stage])
         load_weights(model, run.weights, skip_head=cfg["skip_head"])
         logger.info("Loaded weights from %s", run.weights)
     model = apply_to_static(model, cfg["to_static"])
-    # the schedule counts optimizer updates: with accumulation the LR of an update is the same
-    # as on a topology that takes the global batch in one step
-    updates = -(-iters // run.accum_steps)
-    lr_scheduler = build_lr(cfg["OPTIMIZER"]["learning_rate"], updates)
+    lr_scheduler = build_lr(cfg["OPTIMIZER"]["learning_rate"],
+                            updates_per_epoch(iters, run.accum_steps))
     optimizer = build_optimizer(cfg["OPTIMIZER"], lr_scheduler, model)
     if previous is not None:  # carry weights and momentum across the rebuild
         load_weights(model, unwrap(previous.model).state_dict())
@@ -181,20 +186,21 @@ def _step_seed(seed: int, epoch: int, step: int) -> int:
 def train_epoch(run: TrainRun, stage: Stage, epoch: int, meter: TrainMeter,
                 start_step: int = 0) -> None:
     """One pass over the stage's loader from iteration ``start_step``; the LR is set from the
-    global iteration before each step, and the weights are updated every ``run.accum_steps``
-    iterations. A stop request is answered at an update: :class:`Interrupted`."""
+    global update (:func:`updates_per_epoch`) before each step, and the weights are updated
+    every ``run.accum_steps`` iterations. A stop request is answered at an update:
+    :class:`Interrupted`."""
     model, optimizer, lr_scheduler = stage.model, stage.optimizer, stage.lr_scheduler
     model.train()
     meter.start_epoch(epoch, stage.iters)
     if start_step >= stage.iters:
         return  # only the end-of-epoch steps were left
     stage.loader.start_at(start_step)
+    updates = updates_per_epoch(stage.iters, run.accum_steps)
     for step, batch in enumerate(stage.loader, start=start_step):
         if step >= stage.iters:
             break
         profiler_step()  # main.py -p: starts/stops paddle.profiler at the asked iterations
         meter.data_ready()
-        updates = -(-stage.iters // run.accum_steps)
         lr_scheduler.step(epoch * updates + step // run.accum_steps)
         paddle.seed(_step_seed(run.cfg["seed"], epoch, step))
         sync = (step + 1) % run.accum_steps == 0 or step + 1 == stage.iters
