@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import paddle  # noqa: E402
 from train_speed import ROOT, build_trainer, memory_batch, print_table  # noqa: E402
 
-from paddlevideo.modeling.onednn_training import apply_cpu_training_options  # noqa: E402
+from paddlevideo.tasks.backbone_paths import apply_backbone_path  # noqa: E402
 from paddlevideo.utils.config import get_config  # noqa: E402
 
 MODELS = {  # name -> (config, batch, crop)
@@ -93,8 +93,7 @@ def compare_paths(name: str, steps: int, warmup: int, rounds: int) -> Dict[str, 
     trainers, chosen, first = {}, {}, {}
     for path in PATHS:
         trainer = build_trainer(cfg)
-        chosen[path] = apply_cpu_training_options(trainer[0], trainer[1],
-                                                  {"cpu_fast_path": path})
+        chosen[path] = apply_backbone_path(trainer[0], {"cpu_fast_path": path})
         start = time.perf_counter()
         first[path] = timed(trainer, batch, max(warmup, 1), 0)
         first[path][0]["build_s"] = time.perf_counter() - start

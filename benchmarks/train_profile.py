@@ -28,7 +28,7 @@ from paddle import profiler
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_speed import ROOT, build_trainer, memory_batch, print_table  # noqa: E402
 
-from paddlevideo.modeling.onednn_training import apply_cpu_training_options  # noqa: E402
+from paddlevideo.tasks.backbone_paths import apply_backbone_path  # noqa: E402
 from paddlevideo.utils.config import get_config  # noqa: E402
 
 MODELS = {
@@ -63,7 +63,7 @@ def profile_step(cfg_name: str, batch: int, crop: int, path: str = "dygraph",
     """Trace one step after a warm-up; returns op-type ms, phase seconds and the step's wall."""
     cfg = get_config(os.path.join(ROOT, "configs", "recognition", "slowfast", cfg_name))
     model, optimizer, lr = build_trainer(cfg)
-    apply_cpu_training_options(model, optimizer, {"cpu_fast_path": path})
+    apply_backbone_path(model, {"cpu_fast_path": path})
     data = memory_batch(cfg, batch, crop)
     phases = {}
 

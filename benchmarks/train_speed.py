@@ -23,7 +23,7 @@ One such step takes tens of seconds on a 2-core CPU, hence the small defaults; u
    pipeline and ``build_dataloader`` with 0 and 2 workers, training the model from (1); per
    step, the time blocked on the loader against the whole step, after one warm-up step (which
    includes starting the workers).
-3. Dygraph against the backbone converted by ``apply_to_static`` (``-o to_static=True``): the
+3. Dygraph against the backbone converted by ``convert_backbone`` (``-o to_static=True``): the
    model from (1) is converted, its first step (which builds the program) and then its step time
    are compared with its dygraph numbers from (1). ``--small`` adds the same comparison for the
    narrow test model (width 8, 64 crop, 16 frames) over ``--small-steps`` steps.
@@ -53,7 +53,7 @@ import paddle  # noqa: E402
 
 from paddlevideo.modeling import build_model  # noqa: E402
 from paddlevideo.solver import build_lr, build_optimizer  # noqa: E402
-from paddlevideo.tasks.static_graph import apply_to_static, convert_info  # noqa: E402
+from paddlevideo.tasks.backbone_paths import convert_backbone, convert_info  # noqa: E402
 from paddlevideo.utils.config import get_config  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "recognition", "slowfast", "slowfast.yaml")
@@ -186,7 +186,7 @@ def static_vs_dygraph(trainer, batch, steps: int, warmup: int, rounds: int,
         per_round = [timed_steps(*trainer, batch, steps, step + r * steps) for r in range(rounds)]
         dygraph = {"first_s": first_dygraph, "step_s": median_of_rounds(per_round)}
         step += rounds * steps
-    apply_to_static(model, True)
+    convert_backbone(model, "to_static")
     start = time.perf_counter()
     timed_steps(*trainer, batch, max(warmup, 1), step)
     first_static = time.perf_counter() - start
@@ -285,7 +285,7 @@ def report_static(results: Dict[str, Dict[str, float]]) -> None:
         rows.append([name, f"{r['dygraph_step_s']:.3f}", f"{r['static_step_s']:.3f}",
                      f"{r['speedup']:.2f}", f"{r['dygraph_first_s']:.1f}",
                      f"{r['static_first_s']:.1f}"])
-    print_table("dygraph vs to_static (apply_to_static), one process",
+    print_table("dygraph vs to_static (convert_backbone), one process",
                 ["model", "dygraph step s", "to_static step s", "dygraph/static",
                  "dygraph 1st step s", "to_static 1st step s"], rows)
 

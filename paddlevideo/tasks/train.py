@@ -25,7 +25,6 @@ from ..loader.dataset.bad_videos import (
 )
 from ..modeling import build_model
 from ..modeling.layers import aggregate_sub_bn_stats
-from ..modeling.onednn_training import apply_cpu_training_options
 from ..solver import build_lr, build_optimizer
 from ..solver.lr_scaling import apply_lr_scaling
 from ..utils.checkpoint import (
@@ -41,6 +40,7 @@ from ..utils.logger import get_logger, setup_logger
 from ..utils.profiler import profiler_step
 from ..utils.run_info import run_header
 from .amp import AmpContext
+from .backbone_paths import apply_backbone_path
 from .checkpointing import (
     load_checkpoint_unit,
     load_optimizer_state,
@@ -54,7 +54,6 @@ from .precise_bn import bn_layers, do_preciseBN
 from .progress import MetricWriter, TrainMeter, progress
 from .resume import ResumeDecision, resolve_resume, run_identity, set_aside_checkpoints
 from .same_lists import check_same_lists
-from .static_graph import apply_to_static
 from .stopping import Interrupted, finish_stop, install_stop_request, stop_requested
 
 logger = get_logger()
@@ -152,7 +151,8 @@ def build_stage(run: TrainRun, plan: Any, epoch: int, previous: Optional[Stage])
     if previous is None and run.weights:
         load_weights(model, run.weights, skip_head=cfg["skip_head"])
         logger.info("Loaded weights from %s", run.weights)
-    model = apply_to_static(model, cfg["to_static"])
+    # dygraph, to_static or oneDNN (before AMP/DataParallel wrap the model)
+    apply_backbone_path(model, cfg, run.amp.enabled, run.world_size, paddle.get_device())
     lr_scheduler = build_lr(cfg["OPTIMIZER"]["learning_rate"],
                             updates_per_epoch(iters, run.accum_steps))
     optimizer = build_optimizer(cfg["OPTIMIZER"], lr_scheduler, model)
@@ -160,8 +160,6 @@ def build_stage(run: TrainRun, plan: Any, epoch: int, previous: Optional[Stage])
         load_weights(model, unwrap(previous.model).state_dict())
         load_optimizer_state(optimizer, model, optimizer_state_by_structured_name(
             previous.optimizer, unwrap(previous.model)))
-    # cpu_fast_path: oneDNN convolutions for CPU training (before AMP/DataParallel wrap the model)
-    apply_cpu_training_options(model, optimizer, cfg, use_amp=run.amp.enabled)
     model, optimizer = run.amp.decorate(model, optimizer)
     if run.use_fleet:
         from paddle.distributed import fleet

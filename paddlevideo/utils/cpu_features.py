@@ -1,8 +1,8 @@
 """What this CPU and this Paddle build offer for training: oneDNN kernels, bf16 instructions.
 
-Used by ``cpu_fast_path`` (``paddlevideo.modeling.onednn_training``) to choose a training path
-and to say why it chose it. Every check is cheap and safe to call on any build: a missing
-feature answers ``False``, never raises.
+Used to choose how the backbone trains (``paddlevideo.tasks.backbone_paths``) and to say why,
+and by inference to detect bfloat16 support. Every check is cheap and safe to call on any build:
+a missing feature answers ``False``, never raises.
 """
 from __future__ import annotations
 

@@ -158,8 +158,8 @@ SCHEMA = Table({
     # naming itself, its node and the collective (utils/dist.py)
     "dist_timeout": Value(1800, "number", minimum=1),
     "to_static": Value(False, "bool"),
-    # CPU training path (modeling/onednn_training.py); YAML reads "off" as false: dygraph
-    "cpu_fast_path": Value("dygraph", choices=("auto", "onednn", "dygraph", False)),
+    # how the backbone trains (tasks/backbone_paths.py); YAML reads "off" as false: dygraph
+    "cpu_fast_path": Value("auto", choices=("auto", "onednn", "dygraph", False)),
     "bad_video_max_fraction": Value(0.05, "number", minimum=0, maximum=1),
     "skip_head": Value(False, "bool"),
     "label_file": Value(None, "str"),

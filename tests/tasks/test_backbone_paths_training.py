@@ -1,17 +1,22 @@
-"""cpu_fast_path through train_model: the oneDNN path trains like dygraph and says so in the log."""
+"""How the backbone runs, through whole training runs: the oneDNN path trains like dygraph and
+says so in the log, and PaddleVideo's own slowfast.yaml takes it on a CPU with no key set."""
 import re
 
 import numpy as np
 import pytest
 
+import main as main_script
 from paddlevideo.tasks.train import train_model
 from paddlevideo.utils import cpu_features, get_config
 from paddlevideo.utils.checkpoint import load
+from tests.conftest import REPO_ROOT
 from tests.tasks.conftest import DEMO_CONFIG, tiny_overrides
 
 pytestmark = pytest.mark.skipif(
     not (cpu_features.onednn_training_kernels() and cpu_features.legacy_program_ir()),
     reason="this Paddle build has no oneDNN conv3d training kernels")
+
+PADDLEVIDEO_SLOWFAST = REPO_ROOT.parent / "shared" / "reference" / "paddlevideo" / "slowfast.yaml"
 
 
 def _train(tiny_dataset, out, path):
@@ -39,3 +44,25 @@ def test_onednn_training_run_matches_the_dygraph_run(tiny_dataset, tmp_path):
         # oneDNN sums in another order; AdamW's normalised steps and precise BN carry that
         # float32 rounding into the weights and statistics at the 1e-3 level
         np.testing.assert_allclose(onednn[key], dygraph[key], rtol=1e-2, atol=1e-2, err_msg=key)
+
+
+def test_paddlevideos_slowfast_yaml_trains_on_the_onednn_path_without_a_key(tiny_dataset,
+                                                                            tmp_path):
+    assert "cpu_fast_path" not in PADDLEVIDEO_SLOWFAST.read_text()
+    sizes = {"MODEL.backbone.width_per_group": 8, "MODEL.head.width_per_group": 8,
+             "MODEL.head.num_classes": 2, "METRIC.num_classes": 2, "MODEL.head.num_frames": 8,
+             "MODEL.head.crop_size": 32, "DATASET.batch_size": 2, "DATASET.num_workers": 0,
+             "DATASET.train.file_path": tiny_dataset / "train.list", "epochs": 1,
+             "OPTIMIZER.learning_rate.max_epoch": 1, "output_dir": tmp_path,
+             "PRECISEBN.num_iters_preciseBN": 1,
+             "PIPELINE.train.decode_sampler.num_frames": 8,
+             "PIPELINE.train.transform.0.JitterScale.min_size": 32,
+             "PIPELINE.train.transform.0.JitterScale.max_size": 32,
+             "PIPELINE.train.transform.1.MultiCrop.target_size": 32}
+    argv = ["-c", str(PADDLEVIDEO_SLOWFAST), "--max_iters", "1", "-o", "device=cpu"]
+    for key, value in sizes.items():
+        argv += ["-o", f"{key}={value}"]
+    assert main_script.main(argv) == 0
+    log = (tmp_path / "train.log").read_text()
+    assert re.search(r"cpu_fast_path=auto: training path onednn \(oneDNN conv3d kernels", log)
+    assert (tmp_path / "SlowFast_epoch_00001.pdparams").is_file()
