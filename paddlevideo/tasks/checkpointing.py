@@ -1,5 +1,8 @@
 """Training checkpoints as units: weights ``.pdparams``, optimizer/LR/scaler state ``.pdopt`` and
-a manifest ``.json`` written last that ties the two (sizes, hashes, epoch, iteration, run)."""
+a manifest ``.json`` written last that ties the two (sizes, hashes, epoch, iteration, run).
+
+:class:`CheckpointLayout` names every file of a run; :func:`checkpoint_contents` is the one place
+that aggregates sub-batch BN statistics and checks finiteness before a save."""
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +10,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import paddle.nn as nn
 
@@ -15,7 +18,6 @@ from ..modeling.layers import aggregate_sub_bn_stats
 from ..utils.checkpoint import (
     CheckpointError,
     NonFiniteCheckpointError,
-    checkpoint_paths,
     load,
     load_weights,
     non_finite_entries,
@@ -27,6 +29,7 @@ from ..utils.logger import get_logger
 logger = get_logger()
 
 MANIFEST_FORMAT = "paddlevideo-checkpoint/1"
+_MANIFEST_RE = re.compile(r"_epoch_(\d{5,})(?:_iter_(\d{6,}))?\.json$")
 
 
 def file_sha256(path: str) -> str:
@@ -43,57 +46,134 @@ def unwrap(model: nn.Layer) -> nn.Layer:
     return getattr(model, "_layers", model)
 
 
-def unit_stem(output_dir: str, model_name: str, epoch: int, iteration: int = 0) -> str:
-    """Path without suffix of one checkpoint unit: ``{model_name}_epoch_{epoch:05d}`` at an
-    epoch end, ``..._iter_{iteration:06d}`` for a save ``iteration`` iterations into the epoch
-    after ``epoch`` completed ones."""
-    stem = f"{model_name}_epoch_{epoch:05d}"
-    return os.path.join(output_dir, stem + (f"_iter_{iteration:06d}" if iteration else ""))
+@dataclass(frozen=True)
+class CheckpointLayout:
+    """Every file name of a run's checkpoints in ``output_dir``; nothing else spells them.
 
-
-def save_training_checkpoint(output_dir: str, model_name: str, epoch: int, model: nn.Layer,
-                             optimizer: Any, extra: Optional[Dict[str, Any]] = None,
-                             iteration: int = 0, global_step: Optional[int] = None,
-                             run_identity: Optional[Dict[str, Any]] = None) -> str:
-    """Write one checkpoint unit; return its ``.pdparams`` path.
-
-    ``epoch`` counts completed epochs (1-based at an epoch end); ``iteration`` is the number of
-    iterations done in the epoch after them (0 for an epoch-end save, which keeps the name
-    ``{model_name}_epoch_{epoch:05d}``). Order: the unit's old manifest is removed, every
-    weight, BN buffer and optimizer accumulator is checked to be finite (else
-    :class:`NonFiniteCheckpointError`, nothing written), then ``.pdparams``, ``.pdopt`` and
-    last the manifest ``.json`` (sizes and SHA-256 of both files, epoch, iteration,
-    ``global_step``, ``run_identity``) are written, each atomically. A unit counts only when its
-    manifest is there and matches its files, so an interrupted save is never resumed from.
-
-    The loop calls it on the writing process (rank 0) only, with ``run_identity(cfg)``.
+    - a unit: ``{model_name}_epoch_{epoch:05d}`` at an epoch end, ``..._iter_{iteration:06d}``
+      for a save ``iteration`` iterations into the epoch after ``epoch`` completed ones; each
+      with ``.pdparams`` (weights), ``.pdopt`` (optimizer/LR/scaler state) and ``.json``
+      (the manifest, written last);
+    - a legacy pair: an epoch-end unit's ``.pdparams`` + ``.pdopt`` without a manifest (an
+      earlier version of this project, or PaddleVideo);
+    - the best model: ``{model_name}_best.pdparams``.
     """
-    stem = unit_stem(output_dir, model_name, epoch, iteration)
-    paths = {"model": stem + ".pdparams", "state": stem + ".pdopt"}
+
+    output_dir: str
+    model_name: str
+
+    def stem(self, epoch: int, iteration: int = 0) -> str:
+        """Path without suffix of the unit at ``epoch`` completed epochs + ``iteration``."""
+        stem = f"{self.model_name}_epoch_{epoch:05d}"
+        return os.path.join(self.output_dir,
+                            stem + (f"_iter_{iteration:06d}" if iteration else ""))
+
+    def unit_paths(self, epoch: int, iteration: int = 0) -> Dict[str, str]:
+        """``{"model": .pdparams, "state": .pdopt, "manifest": .json}`` of one unit."""
+        stem = self.stem(epoch, iteration)
+        return {"model": stem + ".pdparams", "state": stem + ".pdopt",
+                "manifest": stem + ".json"}
+
+    @property
+    def best(self) -> str:
+        """The best model's weights."""
+        return os.path.join(self.output_dir, f"{self.model_name}_best.pdparams")
+
+    def _names(self) -> List[str]:
+        return sorted(os.listdir(self.output_dir)) if os.path.isdir(self.output_dir) else []
+
+    def manifests(self) -> List[str]:
+        """Every manifest of the run's units in the folder (complete units or not)."""
+        prefix = f"{self.model_name}_epoch_"
+        return [os.path.join(self.output_dir, name) for name in self._names()
+                if name.startswith(prefix) and _MANIFEST_RE.search(name)]
+
+    def legacy_unit(self, epoch: int) -> Optional[CheckpointUnit]:
+        """Epoch ``epoch``'s ``.pdparams`` + ``.pdopt`` pair (manifest or not), if both exist."""
+        paths = self.unit_paths(epoch)
+        if os.path.isfile(paths["model"]) and os.path.isfile(paths["state"]):
+            return CheckpointUnit(paths["model"], paths["state"], epoch)
+        return None
+
+    def legacy_epochs(self) -> List[int]:
+        """Epochs with a ``.pdparams`` + ``.pdopt`` pair in the folder."""
+        pattern = re.compile(rf"^{re.escape(self.model_name)}_epoch_(\d{{5,}})\.pdparams$")
+        return sorted(int(m.group(1)) for m in map(pattern.match, self._names())
+                      if m and self.legacy_unit(int(m.group(1))))
+
+    def run_files(self) -> List[str]:
+        """Every checkpoint file of the run in the folder (units, pairs, best), as paths."""
+        prefix, best = f"{self.model_name}_epoch_", os.path.basename(self.best)
+        return [os.path.join(self.output_dir, name) for name in self._names()
+                if (name.startswith(prefix) or name == best)
+                and os.path.isfile(os.path.join(self.output_dir, name))]
+
+
+@dataclass(frozen=True)
+class SavePoint:
+    """Where training is at a save: ``epoch`` completed epochs (1-based at an epoch end) plus
+    ``iteration`` iterations of the next one; ``global_step`` iterations in all."""
+
+    epoch: int
+    iteration: int = 0
+    global_step: int = 0
+
+
+def checkpoint_contents(model: nn.Layer, optimizer: Any, point: SavePoint,
+                        extra: Optional[Dict[str, Any]] = None,
+                        name: str = "checkpoint") -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``(weights, state)`` of a save: sub-batch BN statistics aggregated into the plain BN
+    buffers (so the file holds current ones), the optimizer state by structured names plus
+    ``epoch``, ``iteration`` and ``extra``. Every weight, BN buffer and optimizer accumulator
+    is checked to be finite here, once: :class:`NonFiniteCheckpointError` (naming ``name``)
+    otherwise. Any process may call it; the model is the same on all."""
     plain = unwrap(model)
-    aggregate_sub_bn_stats(plain)  # so the plain BN statistics in the file are current
+    aggregate_sub_bn_stats(plain)
     weights = plain.state_dict()
-    state = {"optimizer": optimizer_state_by_structured_name(optimizer, plain), "epoch": epoch,
-             "iteration": iteration}
+    state = {"optimizer": optimizer_state_by_structured_name(optimizer, plain),
+             "epoch": point.epoch, "iteration": point.iteration}
     state.update(extra or {})
     bad = non_finite_entries(weights) + [f"optimizer.{k}" for k in
                                          non_finite_entries(state["optimizer"])]
     if bad:
-        raise NonFiniteCheckpointError(paths["model"], bad)
-    if os.path.exists(stem + ".json"):
-        os.remove(stem + ".json")  # the old manifest must never vouch for the new files
+        raise NonFiniteCheckpointError(name, bad)
+    return weights, state
+
+
+def write_unit(layout: CheckpointLayout, point: SavePoint, weights: Dict[str, Any],
+               state: Dict[str, Any], run_identity: Optional[Dict[str, Any]] = None) -> str:
+    """Write one unit of :func:`checkpoint_contents`; return its ``.pdparams`` path.
+
+    Order: the unit's old manifest is removed (it must never vouch for the new files), then
+    ``.pdparams``, ``.pdopt`` and last the manifest ``.json`` (sizes and SHA-256 of both files,
+    epoch, iteration, ``global_step``, ``run_identity``), each atomically. A unit counts only
+    when its manifest is there and matches its files, so an interrupted save is never resumed
+    from. The loop calls it on the writing process (rank 0) only, with ``run_identity(cfg)``.
+    """
+    paths = layout.unit_paths(point.epoch, point.iteration)
+    manifest_path = paths.pop("manifest")
+    if os.path.exists(manifest_path):
+        os.remove(manifest_path)
     save(weights, paths["model"])
     save(state, paths["state"])
     manifest = {
-        "format": MANIFEST_FORMAT, "model_name": model_name, "epoch": epoch,
-        "iteration": iteration,
-        "global_step": global_step if global_step is not None else 0,
-        "run": run_identity,
+        "format": MANIFEST_FORMAT, "model_name": layout.model_name, "epoch": point.epoch,
+        "iteration": point.iteration, "global_step": point.global_step, "run": run_identity,
         "files": {role: {"name": os.path.basename(path), "bytes": os.path.getsize(path),
                          "sha256": file_sha256(path)} for role, path in paths.items()},
     }
-    write_text_atomic(stem + ".json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return paths["model"]
+
+
+def save_training_checkpoint(layout: CheckpointLayout, point: SavePoint, model: nn.Layer,
+                             optimizer: Any, extra: Optional[Dict[str, Any]] = None,
+                             run_identity: Optional[Dict[str, Any]] = None) -> str:
+    """:func:`checkpoint_contents` then :func:`write_unit`: nothing is written when an entry
+    is not finite. Returns the unit's ``.pdparams`` path."""
+    name = layout.unit_paths(point.epoch, point.iteration)["model"]
+    weights, state = checkpoint_contents(model, optimizer, point, extra, name)
+    return write_unit(layout, point, weights, state, run_identity)
 
 
 @dataclass
@@ -128,9 +208,6 @@ class CheckpointUnit:
                                       f"with (size or SHA-256 differs); it cannot be resumed")
 
 
-_MANIFEST_RE = re.compile(r"_epoch_(\d{5,})(?:_iter_(\d{6,}))?\.json$")
-
-
 def read_manifest(path: str) -> CheckpointUnit:
     """The unit a manifest describes; :class:`CheckpointError` naming ``path`` when it is not a
     manifest or its files are missing or of another size."""
@@ -158,13 +235,14 @@ def read_manifest(path: str) -> CheckpointUnit:
     return unit
 
 
+def unit_stem(output_dir: str, model_name: str, epoch: int, iteration: int = 0) -> str:
+    """:meth:`CheckpointLayout.stem`."""
+    return CheckpointLayout(output_dir, model_name).stem(epoch, iteration)
+
+
 def manifest_paths(output_dir: str, model_name: str) -> List[str]:
-    """Every manifest of ``model_name`` in ``output_dir`` (complete units or not)."""
-    if not os.path.isdir(output_dir):
-        return []
-    prefix = f"{model_name}_epoch_"
-    return sorted(os.path.join(output_dir, name) for name in os.listdir(output_dir)
-                  if name.startswith(prefix) and _MANIFEST_RE.search(name))
+    """:meth:`CheckpointLayout.manifests`."""
+    return CheckpointLayout(output_dir, model_name).manifests()
 
 
 def complete_checkpoints(output_dir: str, model_name: str) -> List[CheckpointUnit]:
@@ -186,11 +264,8 @@ def find_latest_checkpoint(output_dir: str, model_name: str) -> Optional[Checkpo
 
 
 def legacy_checkpoint(output_dir: str, model_name: str, epoch: int) -> Optional[CheckpointUnit]:
-    """Epoch ``epoch``'s ``.pdparams`` + ``.pdopt`` pair without a manifest, if both exist."""
-    paths = checkpoint_paths(output_dir, model_name, epoch)
-    if all(os.path.isfile(path) for path in paths.values()):
-        return CheckpointUnit(paths["model"], paths["state"], epoch)
-    return None
+    """:meth:`CheckpointLayout.legacy_unit`."""
+    return CheckpointLayout(output_dir, model_name).legacy_unit(epoch)
 
 
 def _rename_accumulators(state: Dict[str, Any], names: Dict[str, str]) -> Dict[str, Any]:

@@ -15,8 +15,8 @@ How the training loop uses this module and :mod:`.checkpointing`:
 3. once model and optimizer exist: ``load_checkpoint_unit(decision.unit, model, optimizer)``
    when there is a unit; training continues at ``unit.epoch`` / ``unit.iteration`` /
    ``unit.global_step``;
-4. every save: ``save_training_checkpoint(..., iteration=, global_step=,
-   run_identity=identity)``; the best model through ``utils.checkpoint.save_finite_weights``.
+4. every save: ``save_training_checkpoint(layout, SavePoint(...), ..., run_identity=identity)``;
+   the best model (``layout.best``) through ``utils.checkpoint.save_finite_weights``.
    A ``NonFiniteCheckpointError`` stops training naming the last unit that was written.
 """
 from __future__ import annotations
@@ -24,19 +24,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from ..utils.config import ConfigError
 from ..utils.logger import get_logger
 from .checkpointing import (
     CheckpointError,
+    CheckpointLayout,
     CheckpointUnit,
     complete_checkpoints,
-    legacy_checkpoint,
     manifest_paths,
     read_manifest,
 )
@@ -119,14 +118,6 @@ def _epoch_of(resume_epoch: Any) -> int:
     return resume_epoch
 
 
-def _legacy_epochs(output_dir: str, model_name: str) -> List[int]:
-    """Epochs with a ``.pdparams`` + ``.pdopt`` pair in ``output_dir``."""
-    pattern = re.compile(rf"^{re.escape(model_name)}_epoch_(\d{{5,}})\.pdparams$")
-    names = os.listdir(output_dir) if os.path.isdir(output_dir) else []
-    return sorted(int(m.group(1)) for m in map(pattern.match, names)
-                  if m and legacy_checkpoint(output_dir, model_name, int(m.group(1))))
-
-
 def check_output_dir(output_dir: str, model_name: str, identity: Dict[str, Any]) -> None:
     """Refuse (one line, :class:`OutputDirInUseError`) a folder whose checkpoints belong to
     another run: a manifest of another identity, or checkpoint pairs without any manifest."""
@@ -140,8 +131,8 @@ def check_output_dir(output_dir: str, model_name: str, identity: Dict[str, Any])
             raise OutputDirInUseError(
                 f"{output_dir} holds checkpoints of another run ({os.path.basename(path)}: "
                 f"{_describe(theirs)}; this run: {_describe(identity)}): {advice}")
-    if not manifest_paths(output_dir, model_name) and _legacy_epochs(output_dir, model_name):
-        epochs = _legacy_epochs(output_dir, model_name)
+    epochs = CheckpointLayout(output_dir, model_name).legacy_epochs()
+    if not manifest_paths(output_dir, model_name) and epochs:
         raise OutputDirInUseError(
             f"{output_dir} holds checkpoints without a manifest (epochs {epochs[0]}.."
             f"{epochs[-1]}, an earlier version or PaddleVideo): -o resume_epoch=N to continue "
@@ -150,13 +141,13 @@ def check_output_dir(output_dir: str, model_name: str, identity: Dict[str, Any])
 
 def _explicit_epoch(epoch: int, output_dir: str, model_name: str,
                     identity: Dict[str, Any]) -> CheckpointUnit:
-    manifest = os.path.join(output_dir, f"{model_name}_epoch_{epoch:05d}.json")
-    unit = read_manifest(manifest) if os.path.isfile(manifest) else \
-        legacy_checkpoint(output_dir, model_name, epoch)
+    layout = CheckpointLayout(output_dir, model_name)
+    paths = layout.unit_paths(epoch)
+    unit = read_manifest(paths["manifest"]) if os.path.isfile(paths["manifest"]) else \
+        layout.legacy_unit(epoch)
     if unit is None:
-        stem = os.path.join(output_dir, f"{model_name}_epoch_{epoch:05d}")
-        missing = next(f"{stem}{suffix}" for suffix in (".pdparams", ".pdopt")
-                       if not os.path.isfile(f"{stem}{suffix}"))
+        missing = next(paths[role] for role in ("model", "state")
+                       if not os.path.isfile(paths[role]))
         raise ConfigError(f"resume_epoch={epoch}: {missing} does not exist", key="resume_epoch")
     if unit.manifest_path and unit.identity != identity:
         logger.warning("resume_epoch=%d: the checkpoint was written by another run (%s; this "
@@ -217,11 +208,8 @@ def set_aside_checkpoints(output_dir: str, model_name: str) -> Optional[str]:
     """Move every ``{model_name}_epoch_*`` file and ``{model_name}_best.pdparams`` of
     ``output_dir`` into ``output_dir/replaced_<UTC time>/``; return that folder (None when there
     was nothing). ``resume=no`` never deletes a checkpoint; remove the folder by hand."""
-    if not os.path.isdir(output_dir):
-        return None
-    names = [name for name in sorted(os.listdir(output_dir))
-             if name.startswith(f"{model_name}_epoch_") or name == f"{model_name}_best.pdparams"]
-    names = [name for name in names if os.path.isfile(os.path.join(output_dir, name))]
+    names = [os.path.basename(path) for path in
+             CheckpointLayout(output_dir, model_name).run_files()]
     if not names:
         return None
     folder = os.path.join(output_dir, time.strftime("replaced_%Y%m%d-%H%M%S", time.gmtime()))

@@ -27,12 +27,7 @@ from ..modeling import build_model
 from ..modeling.layers import aggregate_sub_bn_stats
 from ..solver import build_lr, build_optimizer
 from ..solver.lr_scaling import apply_lr_scaling
-from ..utils.checkpoint import (
-    NonFiniteCheckpointError,
-    load_weights,
-    non_finite_entries,
-    save_finite_weights,
-)
+from ..utils.checkpoint import NonFiniteCheckpointError, load_weights, save_finite_weights
 from ..utils.config import ConfigError, check_config, dump_config
 from ..utils.dist import all_reduce_sum, collective, get_rank, get_world_size, init_distributed
 from ..utils.fileio import remove_stale_temporaries
@@ -42,11 +37,14 @@ from ..utils.run_info import run_header
 from .amp import AmpContext
 from .backbone_paths import apply_backbone_path
 from .checkpointing import (
+    CheckpointLayout,
+    SavePoint,
+    checkpoint_contents,
     load_checkpoint_unit,
     load_optimizer_state,
     optimizer_state_by_structured_name,
-    save_training_checkpoint,
     unwrap,
+    write_unit,
 )
 from .data import build_eval_loader, build_train_loader, output_dir_of
 from .plans import MultigridPlan, PlainPlan
@@ -108,6 +106,10 @@ class TrainRun:
     @property
     def model_name(self) -> str:
         return self.cfg["model_name"]
+
+    @property
+    def layout(self) -> CheckpointLayout:
+        return CheckpointLayout(self.out_dir, self.model_name)
 
 
 @dataclass
@@ -272,33 +274,27 @@ def validate(run: TrainRun, model: nn.Layer, done: int) -> None:
     if result["top1"] > run.best_top1:
         run.best_top1 = result["top1"]
         if run.rank == 0:
-            save_finite_weights(unwrap(model).state_dict(),
-                                os.path.join(run.out_dir, f"{run.model_name}_best.pdparams"))
-        logger.info("Best top1 so far: %.4f (saved %s_best.pdparams)", run.best_top1,
-                    run.model_name)
+            save_finite_weights(unwrap(model).state_dict(), run.layout.best)
+        logger.info("Best top1 so far: %.4f (saved %s)", run.best_top1,
+                    os.path.basename(run.layout.best))
 
 
 def save_checkpoint(run: TrainRun, stage: Stage, epochs_done: int, iteration: int = 0) -> None:
     """A checkpoint unit of ``epochs_done`` epochs and ``iteration`` iterations, written by rank
     0; weights with NaN or infinity are never written: training stops, naming the last unit."""
-    plain = unwrap(stage.model)
-    aggregate_sub_bn_stats(plain)
-    bad = non_finite_entries(plain.state_dict())  # every rank: they hold the same weights
-    if bad:
+    point = SavePoint(epochs_done, iteration, epochs_done * stage.iters + iteration)
+    extra = {"best_top1": run.best_top1, "scaler": run.amp.state_dict(),
+             "accumulation": run.accum_steps}
+    try:  # every rank checks: they hold the same weights, and all must stop together
+        weights, state = checkpoint_contents(stage.model, stage.optimizer, point, extra)
+    except NonFiniteCheckpointError as err:
+        bad = err.keys
         raise _diverged(f"Weights after epoch {epochs_done}"
                         f"{f', iteration {iteration}' if iteration else ''} hold NaN or "
                         f"infinity ({', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}); "
-                        f"no checkpoint was written", run)
+                        f"no checkpoint was written", run) from None
     if run.rank == 0:
-        try:
-            path = save_training_checkpoint(
-                run.out_dir, run.model_name, epochs_done, stage.model, stage.optimizer,
-                {"best_top1": run.best_top1, "scaler": run.amp.state_dict(),
-                 "accumulation": run.accum_steps},
-                iteration=iteration, global_step=epochs_done * stage.iters + iteration,
-                run_identity=run.identity)
-        except NonFiniteCheckpointError as err:  # an optimizer accumulator
-            raise _diverged(str(err), run) from err
+        path = write_unit(run.layout, point, weights, state, run.identity)
         logger.info("Saved checkpoint %s", path)
     else:
         path = "(written by rank 0)"

@@ -3,7 +3,6 @@ the file and say exactly what does not fit."""
 from __future__ import annotations
 
 import os
-import re
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -179,12 +178,3 @@ def load_pretrained(layer: nn.Layer, path: str, prefix: str = "") -> None:
     if prefix and any(k.startswith(prefix) for k in state):
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     load_weights(layer, state)
-
-
-_EPOCH_RE = re.compile(r"_epoch_(\d+)\.pdparams$")
-
-
-def checkpoint_paths(output_dir: str, model_name: str, epoch: int) -> Dict[str, str]:
-    """The two files of one training checkpoint."""
-    stem = os.path.join(output_dir, f"{model_name}_epoch_{epoch:05d}")
-    return {"model": f"{stem}.pdparams", "state": f"{stem}.pdopt"}

@@ -8,6 +8,8 @@ import pytest
 
 from paddlevideo.tasks.checkpointing import (
     CheckpointError,
+    CheckpointLayout,
+    SavePoint,
     file_sha256,
     find_latest_checkpoint,
     load_checkpoint_unit,
@@ -44,9 +46,10 @@ def _trained(seed=0, steps=2, scheduler=False):
 
 def _save(out, epoch, iteration=0, identity=IDENTITY, seed=0):
     model, optimizer = _trained(seed)
-    return save_training_checkpoint(str(out), "Net", epoch, model, optimizer,
-                                    {"best_top1": 0.25}, iteration=iteration,
-                                    global_step=epoch * 10 + iteration, run_identity=identity)
+    return save_training_checkpoint(CheckpointLayout(str(out), "Net"),
+                                    SavePoint(epoch, iteration, epoch * 10 + iteration),
+                                    model, optimizer, {"best_top1": 0.25},
+                                    run_identity=identity)
 
 
 def test_unit_files_and_manifest_content(tmp_path):
@@ -88,7 +91,8 @@ def test_latest_is_the_newest_complete_unit(tmp_path):
 
 def test_round_trip_restores_model_and_optimizer(tmp_path):
     model, optimizer = _trained(seed=1)
-    save_training_checkpoint(str(tmp_path), "Net", 1, model, optimizer, run_identity=IDENTITY)
+    save_training_checkpoint(CheckpointLayout(str(tmp_path), "Net"), SavePoint(1), model,
+                             optimizer, run_identity=IDENTITY)
     fresh, fresh_optimizer = _trained(seed=2)
     state = load_checkpoint_unit(find_latest_checkpoint(str(tmp_path), "Net"), fresh,
                                  fresh_optimizer)
@@ -121,8 +125,8 @@ def test_non_finite_weights_are_never_written(tmp_path):
     model, optimizer = _trained()
     model.bn._variance.set_value(paddle.to_tensor([1.0, float("inf"), 1.0, 1.0]))
     with pytest.raises(NonFiniteCheckpointError, match=r"Net_epoch_00002.*bn\._variance"):
-        save_training_checkpoint(str(tmp_path), "Net", 2, model, optimizer,
-                                 run_identity=IDENTITY)
+        save_training_checkpoint(CheckpointLayout(str(tmp_path), "Net"), SavePoint(2), model,
+                                 optimizer, run_identity=IDENTITY)
     assert sorted(os.listdir(tmp_path)) == before
     assert find_latest_checkpoint(str(tmp_path), "Net").epoch == 1
 
@@ -168,3 +172,28 @@ def test_a_paddlevideo_pair_without_manifest_resumes_with_resume_epoch(tmp_path)
     for key in written:
         if key != "LR_Scheduler":
             np.testing.assert_array_equal(restored[key].numpy(), written[key].numpy(), key)
+
+
+def test_layout_names_every_file_of_a_run(tmp_path):
+    layout = CheckpointLayout("out", "SlowFast")
+    paths = layout.unit_paths(7)
+    assert paths == {"model": os.path.join("out", "SlowFast_epoch_00007.pdparams"),
+                     "state": os.path.join("out", "SlowFast_epoch_00007.pdopt"),
+                     "manifest": os.path.join("out", "SlowFast_epoch_00007.json")}
+    assert layout.stem(2, 3) == os.path.join("out", "SlowFast_epoch_00002_iter_000003")
+    assert layout.best == os.path.join("out", "SlowFast_best.pdparams")
+    layout = CheckpointLayout(str(tmp_path), "Net")
+    assert layout.manifests() == [] and layout.legacy_epochs() == []
+    _save(tmp_path, 1)
+    _save(tmp_path, 1, iteration=2)
+    (tmp_path / "Net_epoch_00003.pdparams").write_bytes(b"")  # no .pdopt: not a pair
+    (tmp_path / "Net_best.pdparams").write_bytes(b"")
+    (tmp_path / "Other_epoch_00001.json").write_text("{}")
+    assert [os.path.basename(p) for p in layout.manifests()] == [
+        "Net_epoch_00001.json", "Net_epoch_00001_iter_000002.json"]
+    assert layout.legacy_epochs() == [1]
+    assert layout.legacy_unit(3) is None and layout.legacy_unit(1).epoch == 1
+    assert sorted(os.path.basename(p) for p in layout.run_files()) == sorted(
+        [f"Net_epoch_00001{s}{e}" for s in ("", "_iter_000002")
+         for e in (".pdparams", ".pdopt", ".json")]
+        + ["Net_epoch_00003.pdparams", "Net_best.pdparams"])

@@ -9,7 +9,6 @@ from paddlevideo.modeling import build_model
 from paddlevideo.utils.checkpoint import (
     CheckpointError,
     NonFiniteCheckpointError,
-    checkpoint_paths,
     load,
     load_pretrained,
     load_weights,
@@ -228,12 +227,6 @@ def test_build_model_loads_backbone_pretrained(saved, tmp_path):
     key = "s2.pathway0_res0.branch2.a.weight"
     np.testing.assert_array_equal(built.backbone.state_dict()[key].numpy(),
                                   model.backbone.state_dict()[key].numpy())
-
-
-def test_checkpoint_paths_names():
-    paths = checkpoint_paths("out", "SlowFast", 7)
-    assert paths == {"model": os.path.join("out", "SlowFast_epoch_00007.pdparams"),
-                     "state": os.path.join("out", "SlowFast_epoch_00007.pdopt")}
 
 
 def test_non_finite_entries_names_parameters_and_bn_buffers(saved):
