@@ -83,7 +83,7 @@ def check_flags(args: argparse.Namespace) -> Optional[str]:
     if args.profiler_options and args.test:
         return "-p/--profiler_options profiles training iterations; it does not apply to --test"
     if args.profiler_options:
-        from paddlevideo.utils.profiler import ProfilerOptions, ProfilerOptionsError
+        from paddlevideo.tasks.profiler import ProfilerOptions, ProfilerOptionsError
 
         try:
             ProfilerOptions.parse(args.profiler_options)
@@ -132,8 +132,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from paddlevideo.tasks.profiler import enable_profiler
     from paddlevideo.utils.config import get_config
-    from paddlevideo.utils.profiler import enable_profiler
 
     cfg = get_config(args.config, overrides=args.override)
     if args.seed is not None:

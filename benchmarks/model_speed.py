@@ -19,8 +19,8 @@ from typing import Callable, Dict, List
 import paddle
 
 from paddlevideo.modeling.builder import build_model
+from paddlevideo.modeling.flops import count_macs, slowfast_inputs
 from paddlevideo.utils.config import get_config
-from paddlevideo.utils.flops import count_macs, slowfast_inputs
 
 CONFIGS = {"4x16": "configs/recognition/slowfast/slowfast.yaml",
            "8x8": "configs/recognition/slowfast/slowfast_multigrid.yaml"}

@@ -29,11 +29,11 @@ import paddle
 
 from paddlevideo.loader.samplers import ShortCycleBatchSampler
 from paddlevideo.modeling.builder import build_model
+from paddlevideo.modeling.flops import count_gmacs, slowfast_inputs
 from paddlevideo.multigrid import EpochShape, MultigridSchedule, build_multigrid_schedule
 from paddlevideo.solver.lr import build_lr
 from paddlevideo.solver.optimizer import build_optimizer
 from paddlevideo.utils.config import get_config
-from paddlevideo.utils.flops import count_gmacs, slowfast_inputs
 
 CONFIG = "configs/recognition/slowfast/slowfast_multigrid.yaml"
 BASE_EPOCHS = 196          # the normal (non-multigrid) schedule the speed-up is quoted against

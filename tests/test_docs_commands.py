@@ -49,15 +49,18 @@ def _split(command):
 def _documented():
     """``(doc, command, tool, argv)`` for every command that runs one of the project's tools."""
     items = []
-    for doc in DOCS:
-        for command in _commands(doc.read_text(encoding="utf-8")):
-            tokens = _split(command)
-            at = next((i for i, t in enumerate(tokens) if TOOL.search(t)), None)
-            if at is None:
-                continue
-            tool, argv = TOOL.search(tokens[at]).group(1), tokens[at + 1:]
-            if not _is_synopsis(argv):
-                items.append((doc.name, command, tool, argv))
+    commands = [(doc, part) for doc in DOCS for command in _commands(doc.read_text("utf-8"))
+                for part in command.split(" && ")]  # "a && b": two commands, two tools
+    for doc, command in commands:
+        tokens = _split(command)
+        at = next((i for i, t in enumerate(tokens) if TOOL.search(t)), None)
+        if at is None:
+            continue
+        tool, argv = TOOL.search(tokens[at]).group(1), tokens[at + 1:]
+        # a shell variable ($SLURM_NODEID) is a value the shell fills in: "0" parses as any
+        argv = ["0" if re.fullmatch(r"\\?\$\w+", token) else token for token in argv]
+        if not _is_synopsis(argv):
+            items.append((doc.name, command, tool, argv))
     return items
 
 

@@ -56,7 +56,7 @@ def summarize(cfg, with_flops: bool) -> str:
     import paddle
 
     from paddlevideo.modeling import build_model
-    from paddlevideo.utils.flops import count_gmacs, slowfast_inputs
+    from paddlevideo.modeling.flops import count_gmacs, slowfast_inputs
 
     paddle.seed(0)
     model = build_model(cfg["MODEL"])

@@ -1,6 +1,9 @@
 """Build pipelines, datasets and data loaders from config sections (PaddleVideo's entry points)."""
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -9,7 +12,6 @@ from paddle.io import DataLoader, DistributedBatchSampler
 
 from ..utils.config import ConfigError, to_plain
 from ..utils.registry import build_from_config
-from ..utils.stop_signals import die_with_parent
 from .pipelines.compose import Compose
 from .pipelines.random_state import seed_pipeline_rng
 from .registry import DATASETS
@@ -33,6 +35,24 @@ def build_dataset(cfg: Tuple[Mapping[str, Any], Mapping[str, Any]]) -> Any:
 
 def _rank_and_world() -> Tuple[int, int]:
     return paddle.distributed.get_rank(), max(paddle.distributed.get_world_size(), 1)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(signum: int = signal.SIGKILL) -> bool:
+    """Ask the kernel (Linux ``PR_SET_PDEATHSIG``) to send ``signum`` to this process when its
+    parent ends, and end now if the parent is already gone. Call it first in a loader worker's
+    ``worker_init_fn``. Returns False where the call does not exist (not Linux)."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        installed = libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+    if installed and os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signum)
+    return installed
 
 
 def _worker_started(worker_id: int) -> None:

@@ -1,7 +1,7 @@
 """Stopping a training run on SIGTERM/SIGINT at a point it can resume from exactly.
 
-The first signal sets a flag (:class:`~paddlevideo.utils.stop_signals.StopRequest`); the loop
-asks :func:`stop_point` at every optimizer update (so no accumulated gradient is lost) and during
+The first signal sets a flag (:class:`~.stop_signals.StopRequest`); the loop asks
+:func:`stop_requested` at every optimizer update (so no accumulated gradient is lost) and during
 validation. With several processes the flag is all-reduced, so every rank stops at the same
 iteration. The loop then writes a mid-epoch checkpoint, ends the loader workers and raises
 :class:`TrainingStopped`, which ``main.py`` turns into the exit code ``128 + signal``.
@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from ..utils.dist import all_reduce_max
-from ..utils.stop_signals import StopRequest, end_child_processes
+from .stop_signals import StopRequest, end_child_processes
 
 
 class TrainingStopped(RuntimeError):

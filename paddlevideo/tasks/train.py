@@ -32,8 +32,6 @@ from ..utils.config import ConfigError, check_config, dump_config
 from ..utils.dist import all_reduce_sum, collective, get_rank, get_world_size, init_distributed
 from ..utils.fileio import remove_stale_temporaries
 from ..utils.logger import get_logger, setup_logger
-from ..utils.profiler import profiler_step
-from ..utils.run_info import run_header
 from .amp import AmpContext
 from .backbone_paths import apply_backbone_path
 from .checkpointing import (
@@ -49,8 +47,10 @@ from .checkpointing import (
 from .data import build_eval_loader, build_train_loader, output_dir_of
 from .plans import MultigridPlan, PlainPlan
 from .precise_bn import bn_layers, do_preciseBN
+from .profiler import profiler_step
 from .progress import MetricWriter, TrainMeter, progress
 from .resume import ResumeDecision, resolve_resume, run_identity, set_aside_checkpoints
+from .run_info import run_header
 from .same_lists import check_same_lists
 from .stopping import Interrupted, finish_stop, install_stop_request, stop_requested
 

@@ -214,7 +214,7 @@ def test_preflight_then_launch_with_identical_list_copies(tmp_path):
         (folder / "train.list").write_text("a.mp4 0\nb.mp4 1\n")
     port, logs = free_port(), tmp_path / "logs"
     master = f"127.0.0.1:{port}"
-    preflight = [sys.executable, "-m", "paddlevideo.utils.preflight", "--master", master]
+    preflight = [sys.executable, "tools/preflight.py", "--master", master]
     assert subprocess.run(preflight + ["--rank", "0"], env=_env(), cwd=REPO_ROOT).returncode == 0
     launchers = []
     for node in range(2):

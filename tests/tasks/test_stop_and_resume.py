@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, os.environ["REPO"])
     import main
     from paddlevideo.modeling.framework.recognizers.recognizer3d import Recognizer3D
-    from paddlevideo.utils.stop_signals import child_processes
+    from paddlevideo.tasks.stop_signals import child_processes
 
     stop_at, calls = int(os.environ.get("STOP_AT", "0")), [0]
     forward = Recognizer3D.forward

@@ -5,14 +5,14 @@ import platform
 import sys
 from typing import Any, Dict
 
-from .config import dump_config
+from ..utils.config import dump_config
 
 
 def environment_lines() -> Dict[str, str]:
     """``{name: value}`` for Paddle version and build, device, processes, Python, OS."""
     import paddle
 
-    from .dist import get_world_size
+    from ..utils.dist import get_world_size
 
     cuda = paddle.version.cuda() if paddle.is_compiled_with_cuda() else "False"
     return {

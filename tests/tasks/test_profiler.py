@@ -1,7 +1,7 @@
 """``-p`` option strings: PaddleVideo's format and defaults."""
 import pytest
 
-from paddlevideo.utils.profiler import ProfilerOptions, ProfilerOptionsError, TrainingProfiler
+from paddlevideo.tasks.profiler import ProfilerOptions, ProfilerOptionsError, TrainingProfiler
 
 
 def test_defaults_are_paddlevideos():

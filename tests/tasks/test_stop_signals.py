@@ -6,7 +6,7 @@ import sys
 import textwrap
 import time
 
-from paddlevideo.utils.stop_signals import StopRequest, child_processes
+from paddlevideo.tasks.stop_signals import StopRequest, child_processes
 from tests.conftest import REPO_ROOT
 
 
@@ -34,7 +34,7 @@ def _python(code, *args, **kwargs):
 def test_a_second_signal_stops_at_once():
     proc = _python("""
         import os, signal
-        from paddlevideo.utils.stop_signals import StopRequest
+        from paddlevideo.tasks.stop_signals import StopRequest
         stop = StopRequest().install()
         os.kill(os.getpid(), signal.SIGTERM)
         print("requested", stop.requested, flush=True)
@@ -50,8 +50,8 @@ TRAINER = """
     import sys, time
     import numpy as np
     import paddle
-    from paddlevideo.utils.stop_signals import (StopRequest, child_processes, die_with_parent,
-                                                end_child_processes)
+    from paddlevideo.loader.builder import die_with_parent
+    from paddlevideo.tasks.stop_signals import StopRequest, child_processes, end_child_processes
 
     class Slow(paddle.io.Dataset):
         def __len__(self):

@@ -4,8 +4,8 @@ import paddle.nn as nn
 import pytest
 
 from paddlevideo.modeling.builder import build_model
+from paddlevideo.modeling.flops import count_macs, slowfast_inputs
 from paddlevideo.utils.config import get_config
-from paddlevideo.utils.flops import count_macs, slowfast_inputs
 
 CONFIGS = "configs/recognition/slowfast/"
 

@@ -4,8 +4,8 @@ Paddle's launcher waits without end (``Waiting peer start...``, ``master not rea
 when the master address is wrong, when nothing answers there, or when the master's port is
 already taken by another program. This check fails within seconds with one line instead:
 
-    python -m paddlevideo.utils.preflight --master 10.0.0.1:8090 --rank 0   # on the master node
-    python -m paddlevideo.utils.preflight --master 10.0.0.1:8090 --rank 1   # on every other node
+    python tools/preflight.py --master 10.0.0.1:8090 --rank 0   # on the master node
+    python tools/preflight.py --master 10.0.0.1:8090 --rank 1   # on every other node
 
 On the master node (``--rank 0``) the host must be an address of this machine and the port free;
 on the others the host must resolve and, within ``--wait`` seconds, accept a connection (the
@@ -91,13 +91,17 @@ def preflight(master: str, rank: int, wait: float = 30.0) -> None:
         check_master_reachable(host, port, wait)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--master", required=True, help="HOST:PORT, as given to the launcher")
     parser.add_argument("--rank", type=int, required=True, help="this node's rank (0: master)")
     parser.add_argument("--wait", type=float, default=30.0,
                         help="seconds a node other than 0 waits for the master (default 30)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
     try:
         preflight(args.master, args.rank, args.wait)
     except PreflightError as err:

@@ -1,31 +1,21 @@
-"""Clean stops: SIGTERM / SIGINT become a request the training loop answers between iterations,
-and data loader workers never outlive the process that started them.
+"""The process side of a clean stop: SIGTERM / SIGINT become a :class:`StopRequest` flag, and
+:func:`end_child_processes` ends the loader workers within seconds.
 
-How the loop uses it::
-
-    with StopRequest() as stop:                 # main process, main thread
-        for step, batch in enumerate(loader):
-            ...                                 # one iteration
-            if stop.requested:
-                save a mid-epoch checkpoint (iteration, sampler position)
-                end_child_processes()           # the loader workers, within seconds
-                sys.exit(stop.exit_code)        # 143 for SIGTERM, 130 for SIGINT
-
-and every loader worker calls :func:`die_with_parent` first in its ``worker_init_fn``, so a
-worker also ends when its trainer dies without cleaning up (an uncaught signal, ``kill -9``).
-Ctrl-C in a terminal sends SIGINT to the workers too, which then end at once: a loader error
-raised while ``stop.requested`` is set is part of that stop, not a failure.
+:mod:`.stopping` installs the request, asks it at every optimizer update and, once it is set,
+has the loop write a mid-epoch checkpoint, end the workers and raise ``TrainingStopped`` (exit
+code ``128 + signal``: 143 for SIGTERM, 130 for SIGINT). Every loader worker also calls
+``paddlevideo.loader.builder.die_with_parent`` first, so a worker ends when its trainer dies
+without cleaning up (an uncaught signal, ``kill -9``). Ctrl-C in a terminal sends SIGINT to the
+workers too, which then end at once: a loader error raised while ``stop.requested`` is set is
+part of that stop, not a failure.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import time
 from types import FrameType
 from typing import Any, Dict, List, Optional, Sequence
-
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class StopRequest:
@@ -78,21 +68,6 @@ class StopRequest:
 
     def __exit__(self, *exc: Any) -> None:
         self.restore()
-
-
-def die_with_parent(signum: int = signal.SIGKILL) -> bool:
-    """Ask the kernel (Linux ``PR_SET_PDEATHSIG``) to send ``signum`` to this process when its
-    parent ends, and end now if the parent is already gone. Call it first in a loader worker's
-    ``worker_init_fn``. Returns False where the call does not exist (not Linux)."""
-    parent = os.getppid()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        installed = libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-    if installed and os.getppid() != parent:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signum)
-    return installed
 
 
 def child_processes(pid: Optional[int] = None) -> List[int]:
