@@ -93,23 +93,20 @@ def check_flags(args: argparse.Namespace) -> Optional[str]:
 
 
 def run_task(args: argparse.Namespace, cfg) -> None:
-    """--test, --multigrid or plain training, as the flags ask."""
+    """--test, or training (plain or --multigrid), as the flags ask; ``cfg`` is checked."""
     if args.test:
         from paddlevideo.tasks import test_model
+        from paddlevideo.tasks.options import TestOptions
 
-        test_model(cfg, weights=args.weights, parallel=True)
-    elif args.multigrid:
-        from paddlevideo.tasks import train_model_multigrid
-
-        train_model_multigrid(cfg, weights=args.weights, validate=args.validate,
-                              seed=args.seed, max_iters=args.max_iters, use_amp=args.amp,
-                              amp_level=args.amp_level)
+        options = TestOptions.from_args(args)
+        if args.seed is not None:
+            cfg["seed"] = args.seed  # the flag wins over -o seed=N and the file
+        test_model(cfg, weights=options.weights, parallel=options.parallel)
     else:
-        from paddlevideo.tasks import train_model
+        from paddlevideo.tasks.options import TrainOptions
+        from paddlevideo.tasks.train import train
 
-        train_model(cfg, weights=args.weights, parallel=True, validate=args.validate,
-                    use_amp=args.amp, amp_level=args.amp_level, max_iters=args.max_iters,
-                    use_fleet=args.fleet, seed=args.seed)
+        train(cfg, TrainOptions.from_args(args))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -132,13 +129,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from paddlevideo.tasks.profiler import enable_profiler
     from paddlevideo.utils.config import get_config
 
-    cfg = get_config(args.config, overrides=args.override)
-    if args.seed is not None:
-        cfg["seed"] = args.seed  # the flag wins over -o seed=N and the file
-    enable_profiler(args.profiler_options)
+    cfg = get_config(args.config, overrides=args.override)  # read and checked, once
     select_device(cfg["device"])
     run_task(args, cfg)
     return 0

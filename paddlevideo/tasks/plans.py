@@ -5,17 +5,45 @@ Plain training is a plan of one stage: every epoch uses the config as it is. Mul
 crop S and the per-process batch at stage boundaries (the loop then rebuilds the model, optimizer,
 LR schedule and loaders, carrying weights and optimizer state over); the short cycle changes the
 crop and batch every iteration through :class:`ShortCycleBatchSampler`. Both plans answer the
-same questions, so the training loop in ``train.py`` is written once.
+questions of :class:`Plan`, so the training loop in ``train.py`` is written once.
 """
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Protocol
 
 from ..loader import build_dataloader
 from ..loader.samplers import GlobalBatchSampler, ShortCycleBatchSampler
-from ..multigrid import EpochShape, MultigridSchedule, build_multigrid_schedule
+from ..multigrid import EpochShape, MultigridSchedule
 from ..utils.config import ConfigError
+
+
+class Plan(Protocol):
+    """What the training loop asks of a plan; ``total_epochs`` epochs in all, 0-based below."""
+
+    total_epochs: int
+
+    def stage_config(self, epoch: int) -> Dict[str, Any]:
+        """The config the stage that ``epoch`` is in trains with."""
+
+    def starts_stage(self, epoch: int) -> bool:
+        """Whether ``epoch`` starts a new stage (model, optimizer and loaders rebuilt)."""
+
+    def batch_sampler(self, stage_cfg: Dict[str, Any],
+                      epoch: int) -> Optional[Callable[[Any], Any]]:
+        """``dataset -> batch sampler`` of the stage, or None for the global-batch sampler."""
+
+    def precise_bn_loader(self, stage_cfg: Dict[str, Any], train_set: Any, loader: Any) -> Any:
+        """The batches precise BN measures in a stage over ``train_set`` / ``loader``."""
+
+    def is_eval_epoch(self, epoch: int) -> bool:
+        """Whether to validate after ``epoch``."""
+
+    def is_precise_bn_epoch(self, epoch: int) -> bool:
+        """Whether to run precise BN after ``epoch``."""
+
+    def describe_stage(self, epoch: int) -> Optional[str]:
+        """A log line for the stage ``epoch`` starts (None: nothing to say)."""
 
 
 class PlainPlan:
@@ -35,8 +63,8 @@ class PlainPlan:
     def batch_sampler(self, stage_cfg: Dict[str, Any], epoch: int) -> Optional[Any]:
         return None  # the global-batch sampler
 
-    def precise_bn_loader(self, stage: Any) -> Any:
-        return stage.loader
+    def precise_bn_loader(self, stage_cfg: Dict[str, Any], train_set: Any, loader: Any) -> Any:
+        return loader
 
     def is_eval_epoch(self, epoch: int) -> bool:
         done = epoch + 1
@@ -91,24 +119,28 @@ def phase_config(cfg: Dict[str, Any], schedule: MultigridSchedule,
     return phase
 
 
+def multigrid_run_config(cfg: Dict[str, Any], schedule: MultigridSchedule) -> Dict[str, Any]:
+    """A copy of ``cfg`` with the epochs and LR schedule ``schedule`` (built from ``cfg``) says:
+    the LR grows with the batch factor of each phase."""
+    run_cfg = copy.deepcopy(cfg)
+    old = run_cfg["OPTIMIZER"]["learning_rate"]
+    lr_cfg = {"name": "CustomWarmupPiecewiseDecay", "iter_step": old.get("iter_step", True),
+              "gamma": old.get("gamma", 0.1)}
+    for key, value in schedule.lr_params.items():
+        lr_cfg[key] = list(value) if isinstance(value, (list, tuple)) else value
+    run_cfg["OPTIMIZER"]["learning_rate"] = lr_cfg
+    run_cfg["epochs"] = schedule.total_epochs
+    return run_cfg
+
+
 class MultigridPlan:
-    """The stages of ``cfg.MULTIGRID``'s schedule. Building it rewrites ``cfg``'s epochs and LR
-    schedule as the schedule says (the LR grows with the batch factor)."""
+    """The stages of a multigrid ``schedule`` over ``cfg``, the run's config: the one
+    :func:`multigrid_run_config` made (the schedule's epochs and LR)."""
 
-    def __init__(self, cfg: Dict[str, Any]) -> None:
+    def __init__(self, cfg: Dict[str, Any], schedule: MultigridSchedule) -> None:
         self.cfg = cfg
-        self.schedule = build_multigrid_schedule(cfg)
-        self._rewrite_schedule()
-        self.total_epochs = self.schedule.total_epochs
-
-    def _rewrite_schedule(self) -> None:
-        old = self.cfg["OPTIMIZER"]["learning_rate"]
-        lr_cfg = {"name": "CustomWarmupPiecewiseDecay", "iter_step": old.get("iter_step", True),
-                  "gamma": old.get("gamma", 0.1)}
-        for key, value in self.schedule.lr_params.items():
-            lr_cfg[key] = list(value) if isinstance(value, (list, tuple)) else value
-        self.cfg["OPTIMIZER"]["learning_rate"] = lr_cfg
-        self.cfg["epochs"] = self.schedule.total_epochs
+        self.schedule = schedule
+        self.total_epochs = schedule.total_epochs
 
     def stage_config(self, epoch: int) -> Dict[str, Any]:
         return phase_config(self.cfg, self.schedule, self.schedule.shape_at(epoch))
@@ -124,16 +156,13 @@ class MultigridPlan:
                 dataset, shape, shuffle=True, seed=seed)
         return None  # the long-cycle shape only: the global-batch sampler of plain training
 
-    def precise_bn_loader(self, stage: Any) -> Any:
+    def precise_bn_loader(self, stage_cfg: Dict[str, Any], train_set: Any, loader: Any) -> Any:
         """Batches of the long-cycle shape only: precise BN measures the statistics of the
         shape the stage validates with, not of the short-cycle crops."""
-        if stage.extra.get("bn_loader") is None:
-            batch = stage.cfg["DATASET"]["batch_size"]
-            sampler = GlobalBatchSampler(stage.train_set, batch)
-            stage.extra["bn_loader"] = build_dataloader(
-                stage.train_set, batch, self.cfg["DATASET"]["num_workers"],
-                batch_sampler=sampler, seed=self.cfg["seed"])
-        return stage.extra["bn_loader"]
+        batch = stage_cfg["DATASET"]["batch_size"]
+        return build_dataloader(train_set, batch, self.cfg["DATASET"]["num_workers"],
+                                batch_sampler=GlobalBatchSampler(train_set, batch),
+                                seed=self.cfg["seed"])
 
     def is_eval_epoch(self, epoch: int) -> bool:
         return self.schedule.is_eval_epoch(epoch)

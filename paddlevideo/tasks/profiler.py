@@ -150,19 +150,3 @@ class TrainingProfiler:
         print(f"Profile of iterations {start}-{end - 1} written to {path}", flush=True)
         if self.options.exit_on_finished:
             sys.exit(0)
-
-
-_active: Optional[TrainingProfiler] = None
-
-
-def enable_profiler(text: Optional[str]) -> Optional[TrainingProfiler]:
-    """Profile the training iterations ``-p TEXT`` names (None: switch profiling off)."""
-    global _active
-    _active = TrainingProfiler.from_string(text)
-    return _active
-
-
-def profiler_step() -> None:
-    """Called by the training loop at the start of every iteration; no-op unless enabled."""
-    if _active is not None:
-        _active.step()

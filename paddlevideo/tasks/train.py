@@ -8,10 +8,11 @@ BN, validation, checkpoints, NaN checks, resume) exists once and works in both.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -25,10 +26,11 @@ from ..loader.dataset.bad_videos import (
 )
 from ..modeling import build_model
 from ..modeling.layers import aggregate_sub_bn_stats
+from ..multigrid import build_multigrid_schedule
 from ..solver import build_lr, build_optimizer
 from ..solver.lr_scaling import apply_lr_scaling
 from ..utils.checkpoint import NonFiniteCheckpointError, load_weights, save_finite_weights
-from ..utils.config import ConfigError, check_config, dump_config
+from ..utils.config import ConfigError, check_config, dump_config, freeze_config
 from ..utils.dist import all_reduce_sum, collective, get_rank, get_world_size, init_distributed
 from ..utils.fileio import remove_stale_temporaries
 from ..utils.logger import get_logger, setup_logger
@@ -45,9 +47,10 @@ from .checkpointing import (
     write_unit,
 )
 from .data import build_eval_loader, build_train_loader, output_dir_of
-from .plans import MultigridPlan, PlainPlan
+from .options import TrainOptions
+from .plans import MultigridPlan, PlainPlan, Plan, multigrid_run_config
 from .precise_bn import bn_layers, do_preciseBN
-from .profiler import profiler_step
+from .profiler import TrainingProfiler
 from .progress import MetricWriter, TrainMeter, progress
 from .resume import ResumeDecision, resolve_resume, run_identity, set_aside_checkpoints
 from .run_info import run_header
@@ -84,23 +87,23 @@ def gradient_accumulation_steps(cfg: Dict[str, Any], batch_size: int, world_size
 
 @dataclass
 class TrainRun:
-    """What a training run keeps across epochs and stages."""
+    """A training run: what is fixed at its start (the resolved config, the options, the
+    topology, where it starts) and the state the loop updates (stop request, best top-1, newest
+    checkpoint)."""
 
-    cfg: Dict[str, Any]
+    cfg: Dict[str, Any]              # resolved and frozen (resolve_run): nothing changes it
+    options: TrainOptions
     out_dir: str
     rank: int
-    world_size: int
+    world_size: int                  # read once, after the process group is up
     amp: AmpContext
     writer: MetricWriter
-    weights: Optional[str] = None    # fine-tune from these (not when resuming)
-    max_iters: Optional[int] = None  # per epoch, for smoke runs
-    use_fleet: bool = False
+    identity: Dict[str, Any]         # config hash + seed, in every manifest
+    decision: ResumeDecision         # where training starts
     accum_steps: int = 1             # the same in every stage (from the base batch size)
-    identity: Optional[Dict[str, Any]] = None    # config hash + seed, in every manifest
-    decision: Optional[ResumeDecision] = None    # where training starts
-    stop: Any = None                             # the SIGTERM/SIGINT request, when installed
     valid_loader: Any = None
-    best_top1: float = -1.0  # -1: the first validation always saves a best model
+    stop: Any = None                 # the SIGTERM/SIGINT request, once installed
+    best_top1: float = -1.0          # -1: the first validation always saves a best model
     last_checkpoint: Optional[str] = None        # the newest unit written (finite)
 
     @property
@@ -110,6 +113,11 @@ class TrainRun:
     @property
     def layout(self) -> CheckpointLayout:
         return CheckpointLayout(self.out_dir, self.model_name)
+
+    @property
+    def weights(self) -> Optional[str]:
+        """Weights to start from: ``-w``, unless the run resumes (the checkpoint holds them)."""
+        return None if self.decision.unit is not None else self.options.weights
 
 
 @dataclass
@@ -123,7 +131,7 @@ class Stage:
     train_set: Any
     loader: Any
     iters: int            # iterations per epoch
-    extra: Dict[str, Any] = field(default_factory=dict)  # what a plan caches per stage
+    bn_loader: Any        # the batches precise BN measures (the plan's choice)
 
 
 def updates_per_epoch(iters: int, accum_steps: int) -> int:
@@ -133,22 +141,24 @@ def updates_per_epoch(iters: int, accum_steps: int) -> int:
     return -(-iters // accum_steps)
 
 
-def check_iterations(loader, max_iters: Optional[int], batch_size: int) -> int:
+def check_iterations(loader, max_iters: Optional[int], batch_size: int,
+                     world_size: int) -> int:
     """Iterations per epoch (capped by ``max_iters``); an error when there is no full batch."""
     iters = len(loader) if not max_iters else min(len(loader), max_iters)
     if iters == 0:
         raise ConfigError(f"DATASET.train: {len(loader.dataset)} samples give no full batch of "
-                          f"{batch_size} per process × {get_world_size()} processes",
+                          f"{batch_size} per process × {world_size} processes",
                           key="DATASET.batch_size")
     return iters
 
 
-def build_stage(run: TrainRun, plan: Any, epoch: int, previous: Optional[Stage]) -> Stage:
+def build_stage(run: TrainRun, plan: Plan, epoch: int, previous: Optional[Stage]) -> Stage:
     """Data, model (weights from ``previous`` or ``run.weights``), LR and optimizer for the
     stage of the plan that ``epoch`` is in."""
     cfg = plan.stage_config(epoch)
     train_set, loader = build_train_loader(cfg, plan.batch_sampler(cfg, epoch), run.accum_steps)
-    iters = check_iterations(loader, run.max_iters, cfg["DATASET"]["batch_size"])
+    iters = check_iterations(loader, run.options.max_iters, cfg["DATASET"]["batch_size"],
+                             run.world_size)
     model = build_model(cfg["MODEL"])
     if previous is None and run.weights:
         load_weights(model, run.weights, skip_head=cfg["skip_head"])
@@ -163,13 +173,14 @@ def build_stage(run: TrainRun, plan: Any, epoch: int, previous: Optional[Stage])
         load_optimizer_state(optimizer, model, optimizer_state_by_structured_name(
             previous.optimizer, unwrap(previous.model)))
     model, optimizer = run.amp.decorate(model, optimizer)
-    if run.use_fleet:
+    if run.options.fleet:
         from paddle.distributed import fleet
 
         model, optimizer = fleet.distributed_model(model), fleet.distributed_optimizer(optimizer)
     elif run.world_size > 1:
         model = paddle.DataParallel(model)
-    return Stage(cfg, model, optimizer, lr_scheduler, train_set, loader, iters)
+    return Stage(cfg, model, optimizer, lr_scheduler, train_set, loader, iters,
+                 plan.precise_bn_loader(cfg, train_set, loader))
 
 
 def _diverged(what: str, run: TrainRun) -> TrainingDivergedError:
@@ -199,7 +210,8 @@ def train_epoch(run: TrainRun, stage: Stage, epoch: int, meter: TrainMeter,
     for step, batch in enumerate(stage.loader, start=start_step):
         if step >= stage.iters:
             break
-        profiler_step()  # main.py -p: starts/stops paddle.profiler at the asked iterations
+        if run.options.profiler is not None:  # main.py -p: starts/stops paddle.profiler
+            run.options.profiler.step()
         meter.data_ready()
         lr_scheduler.step(epoch * updates + step // run.accum_steps)
         paddle.seed(_step_seed(run.cfg["seed"], epoch, step))
@@ -314,19 +326,35 @@ def _bad_videos(run: TrainRun, dataset: Any) -> Tuple[int, Optional[Exception]]:
     return len(bad), None
 
 
-def start_run(cfg: Dict[str, Any], parallel: bool, validate: bool, seed: Optional[int],
-              use_amp: bool = False, amp_level: Optional[str] = None, **options: Any) -> TrainRun:
-    """Process group, seed, where training starts (refusing another run's folder), logger,
-    resolved config, validation loader: what every run needs, in that order, so that nothing is
-    written into a folder the run may not use. ``options`` are :class:`TrainRun` fields."""
-    check_config(cfg, "<config>")  # fills the defaults of a config not read by get_config
-    if parallel:
+def resolve_run(cfg: Dict[str, Any], options: TrainOptions,
+                world_size: int) -> Tuple[Dict[str, Any], Plan, str]:
+    """The config the run trains with, resolved once and frozen: a copy of the checked ``cfg``
+    with ``options.seed``, the LR scaled to the global batch of ``world_size`` processes and,
+    for multigrid, the schedule's epochs and LR; the plan over it; the LR scaling message.
+    The run identity hashes exactly this config."""
+    resolved = copy.deepcopy(cfg)
+    if options.seed is not None:
+        resolved["seed"] = options.seed
+    # the rates as the global batch scales them, before multigrid derives its own from them
+    lr_message = apply_lr_scaling(resolved, world_size)
+    if not options.multigrid:
+        frozen = freeze_config(resolved)
+        return frozen, PlainPlan(frozen), lr_message
+    schedule = build_multigrid_schedule(resolved)
+    frozen = freeze_config(multigrid_run_config(resolved, schedule))
+    return frozen, MultigridPlan(frozen, schedule), lr_message
+
+
+def start_run(cfg: Dict[str, Any], options: TrainOptions) -> Tuple[TrainRun, Plan]:
+    """Process group, resolved config, where training starts (refusing another run's folder),
+    logger, validation loader: what every run needs, in that order, so that nothing is written
+    into a folder the run may not use."""
+    if options.parallel:
         init_distributed(cfg["dist_timeout"])
         check_same_lists(cfg)  # every node reads the same list files
-    rank = get_rank() if parallel else 0
-    world_size = get_world_size() if parallel else 1
-    if seed is not None:
-        cfg["seed"] = seed
+    rank = get_rank() if options.parallel else 0
+    world_size = get_world_size() if options.parallel else 1
+    cfg, plan, lr_message = resolve_run(cfg, options, world_size)
     out_dir = output_dir_of(cfg)
     identity = run_identity(cfg)
     decision = resolve_resume(cfg["resume"], cfg["resume_epoch"], out_dir, cfg["model_name"],
@@ -341,22 +369,26 @@ def start_run(cfg: Dict[str, Any], parallel: bool, validate: bool, seed: Optiona
         for path in remove_stale_temporaries(out_dir):
             logger.info("Removed %s, left by an interrupted save", path)
         dump_config(cfg, os.path.join(out_dir, "config.yaml"))
+    logger.info("%s", lr_message)
+    if options.multigrid:
+        logger.info("\n%s", plan.table())
     seed_everything(cfg["seed"])
-    if options.get("use_fleet"):
+    if options.fleet:
         from paddle.distributed import fleet
 
         fleet.init(is_collective=True)
     writer = MetricWriter(os.path.join(out_dir, "vdl") if rank == 0 else None)
-    run = TrainRun(cfg, out_dir, rank, world_size, AmpContext(use_amp, amp_level), writer,
-                   identity=identity, decision=decision, **options)
-    run.accum_steps = gradient_accumulation_steps(cfg, cfg["DATASET"]["batch_size"], world_size)
-    if validate:
+    valid_loader = None
+    if options.validate:
         batch_size = cfg["DATASET"]["valid_batch_size"] or cfg["DATASET"]["batch_size"]
-        _, run.valid_loader = build_eval_loader(cfg, "valid", batch_size)
-    return run
+        _, valid_loader = build_eval_loader(cfg, "valid", batch_size)
+    accum_steps = gradient_accumulation_steps(cfg, cfg["DATASET"]["batch_size"], world_size)
+    run = TrainRun(cfg, options, out_dir, rank, world_size, AmpContext(options.amp,
+                   options.amp_level), writer, identity, decision, accum_steps, valid_loader)
+    return run, plan
 
 
-def end_epoch(run: TrainRun, plan: Any, stage: Stage, epoch: int, meter: TrainMeter) -> None:
+def end_epoch(run: TrainRun, plan: Plan, stage: Stage, epoch: int, meter: TrainMeter) -> None:
     """Epoch summary; BN statistics made current and equal on every rank; then, as the plan
     says, precise BN, validation (+ best model) and a checkpoint. Too many bad videos stop
     training after the epoch's checkpoint is written."""
@@ -370,7 +402,7 @@ def end_epoch(run: TrainRun, plan: Any, stage: Stage, epoch: int, meter: TrainMe
         raise Interrupted(epoch, stage.iters)
     precise_cfg = run.cfg.get("PRECISEBN")
     if precise_cfg and plan.is_precise_bn_epoch(epoch):
-        do_preciseBN(plain, plan.precise_bn_loader(stage), run.world_size > 1,
+        do_preciseBN(plain, stage.bn_loader, run.world_size > 1,
                      precise_cfg["num_iters_preciseBN"])
     if run.valid_loader is not None and plan.is_eval_epoch(epoch):
         try:
@@ -397,30 +429,12 @@ def _resume_from_unit(run: TrainRun, stage: Stage) -> int:
     return updates * run.accum_steps
 
 
-def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bool = True,
-                validate: bool = True, use_amp: bool = False, amp_level: Optional[str] = None,
-                max_iters: Optional[int] = None, use_fleet: bool = False,
-                seed: Optional[int] = None, multigrid: bool = False) -> Dict[str, Any]:
-    """Train ``cfg``'s model (with the multigrid schedule of ``cfg.MULTIGRID`` when
-    ``multigrid``); returns best_top1, last_checkpoint, output_dir and model.
-
-    Rerunning the same training in the same ``output_dir`` continues it from its newest complete
-    checkpoint (``resume: auto``, the default). On SIGTERM/SIGINT the run writes a checkpoint of
-    the point reached and raises :class:`~.stopping.TrainingStopped`.
-    """
-    check_config(cfg, "<config>")
-    # the rates as the global batch scales them, before multigrid derives its own from them
-    lr_message = apply_lr_scaling(cfg, get_world_size() if parallel else 1)
-    plan = MultigridPlan(cfg) if multigrid else PlainPlan(cfg)
-    run = start_run(cfg, parallel, validate, seed, use_amp, amp_level, weights=weights,
-                    max_iters=max_iters, use_fleet=use_fleet)
-    logger.info("%s", lr_message)
-    if multigrid:
-        logger.info("\n%s", plan.table())
+def train(cfg: Dict[str, Any], options: TrainOptions) -> Dict[str, Any]:
+    """Train the checked ``cfg`` as ``options`` say (:func:`train_model` has the details);
+    returns best_top1, last_checkpoint, output_dir and model."""
+    run, plan = start_run(cfg, options)
     unit = run.decision.unit
     start_epoch = unit.epoch if unit is not None else 0
-    if unit is not None:
-        run.weights = None  # the checkpoint holds the weights
     stage = build_stage(run, plan, start_epoch, previous=None)
     start_step = _resume_from_unit(run, stage) if unit is not None else 0
     meter = TrainMeter(plan.total_epochs, run.world_size, run.writer)
@@ -433,7 +447,7 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
             if epoch != start_epoch and plan.starts_stage(epoch):
                 stage = build_stage(run, plan, epoch, previous=stage)
                 logger.info("%s", plan.describe_stage(epoch))
-            seed_everything(cfg["seed"] + epoch)
+            seed_everything(run.cfg["seed"] + epoch)
             stage.loader.set_epoch(epoch)
             train_epoch(run, stage, epoch, meter, start_step if epoch == start_epoch else 0)
             end_epoch(run, plan, stage, epoch, meter)
@@ -450,6 +464,28 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
     logger.info("Training finished: best top1 %.4f, outputs in %s", run.best_top1, run.out_dir)
     return {"best_top1": run.best_top1, "last_checkpoint": run.last_checkpoint,
             "output_dir": run.out_dir, "model": unwrap(stage.model)}
+
+
+def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bool = True,
+                validate: bool = True, use_amp: bool = False, amp_level: Optional[str] = None,
+                max_iters: Optional[int] = None, use_fleet: bool = False,
+                seed: Optional[int] = None, multigrid: bool = False,
+                profiler_options: Optional[str] = None) -> Dict[str, Any]:
+    """Train ``cfg``'s model (with the multigrid schedule of ``cfg.MULTIGRID`` when
+    ``multigrid``); returns best_top1, last_checkpoint, output_dir and model. PaddleVideo's
+    entry point: it checks ``cfg`` and runs :func:`train` with the :class:`TrainOptions` of its
+    arguments; ``cfg`` itself is not changed.
+
+    Rerunning the same training in the same ``output_dir`` continues it from its newest complete
+    checkpoint (``resume: auto``, the default). On SIGTERM/SIGINT the run writes a checkpoint of
+    the point reached and raises :class:`~.stopping.TrainingStopped`.
+    """
+    check_config(cfg, "<config>")  # fills the defaults of a config not read by get_config
+    options = TrainOptions(weights=weights, validate=validate, parallel=parallel, amp=use_amp,
+                           amp_level=amp_level, max_iters=max_iters, fleet=use_fleet, seed=seed,
+                           multigrid=multigrid,
+                           profiler=TrainingProfiler.from_string(profiler_options))
+    return train(cfg, options)
 
 
 def train_model_multigrid(cfg: Dict[str, Any], **kwargs: Any) -> Dict[str, Any]:

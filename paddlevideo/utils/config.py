@@ -32,6 +32,48 @@ class AttrDict(dict):
         return AttrDict({k: copy.deepcopy(v, memo) for k, v in self.items()})
 
 
+class FrozenConfigError(TypeError):
+    """Code tried to change a resolved (frozen) config."""
+
+
+def _refuse(self: Any, *args: Any, **kwargs: Any) -> None:
+    raise FrozenConfigError("the resolved config of a run is frozen (its identity hashes it); "
+                            "change a copy (copy.deepcopy) instead")
+
+
+class FrozenConfig(AttrDict):
+    """A resolved config: read like an :class:`AttrDict`, never changed. ``copy.deepcopy``
+    gives a changeable :class:`AttrDict` (as a multigrid stage's config is derived)."""
+
+    __setitem__ = __delitem__ = __setattr__ = _refuse
+    setdefault = update = pop = popitem = clear = __ior__ = _refuse
+
+    def __reduce__(self) -> Any:
+        return AttrDict, (dict(self),)
+
+
+class FrozenList(list):
+    """A list inside a :class:`FrozenConfig`; ``copy.deepcopy`` gives a plain list."""
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> list:
+        return [copy.deepcopy(v, memo) for v in self]
+
+    def __reduce__(self) -> Any:
+        return list, (list(self),)
+
+
+def freeze_config(obj: Any) -> Any:
+    """A :class:`FrozenConfig` copy of ``obj`` (nested dicts and lists frozen too)."""
+    if isinstance(obj, dict):
+        return FrozenConfig({k: freeze_config(v) for k, v in obj.items()})
+    if isinstance(obj, (list, tuple)):
+        return FrozenList(freeze_config(v) for v in obj)
+    return obj
+
+
 def _to_attr(obj: Any) -> Any:
     if isinstance(obj, dict):
         return AttrDict({k: _to_attr(v) for k, v in obj.items()})
