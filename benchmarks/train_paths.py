@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import paddle  # noqa: E402
-from train_speed import ROOT, build_trainer, memory_batch, print_table  # noqa: E402
+from common import CONFIG_DIR, build_trainer, memory_batch, print_table, train_step  # noqa: E402
 
 from paddlevideo.tasks.backbone_paths import apply_backbone_path  # noqa: E402
 from paddlevideo.utils.config import get_config  # noqa: E402
@@ -41,8 +41,7 @@ PATHS = ("dygraph", "onednn")
 
 def model_config(name: str):
     cfg_name, batch, crop = MODELS[name]
-    return get_config(os.path.join(ROOT, "configs", "recognition", "slowfast", cfg_name)), \
-        batch, crop
+    return get_config(os.path.join(CONFIG_DIR, cfg_name)), batch, crop
 
 
 def timed(trainer, batch, steps: int, first_step: int) -> List[Dict[str, float]]:
@@ -51,12 +50,7 @@ def timed(trainer, batch, steps: int, first_step: int) -> List[Dict[str, float]]
     out = []
     for i in range(steps):
         wall, cpu = time.perf_counter(), time.process_time()
-        lr.step(first_step + i)
-        loss = model(batch, mode="train")["loss"]
-        loss.backward()
-        optimizer.step()
-        optimizer.clear_grad()
-        value = loss.item()
+        value = train_step(model, optimizer, lr, batch, first_step + i)
         out.append({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
                     "loss": value})
     return out

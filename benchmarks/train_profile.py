@@ -26,7 +26,7 @@ import paddle
 from paddle import profiler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_speed import ROOT, build_trainer, memory_batch, print_table  # noqa: E402
+from common import ROOT, build_trainer, memory_batch, print_table  # noqa: E402
 
 from paddlevideo.tasks.backbone_paths import apply_backbone_path  # noqa: E402
 from paddlevideo.utils.config import get_config  # noqa: E402

@@ -42,66 +42,28 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import paddle  # noqa: E402
+from common import (  # noqa: E402
+    CONFIG_DIR,
+    ROOT,
+    build_trainer,
+    median_of_rounds,
+    memory_batch,
+    print_table,
+    timed_steps,
+    train_step,
+)
 
-from paddlevideo.modeling import build_model  # noqa: E402
-from paddlevideo.solver import build_lr, build_optimizer  # noqa: E402
 from paddlevideo.tasks.backbone_paths import convert_backbone, convert_info  # noqa: E402
 from paddlevideo.utils.config import get_config  # noqa: E402
 
-CONFIG = os.path.join(ROOT, "configs", "recognition", "slowfast", "slowfast.yaml")
+CONFIG = os.path.join(CONFIG_DIR, "slowfast.yaml")
 BATCH, CROP = 2, 224
-
-
-def memory_batch(cfg, batch: int = BATCH, crop: int = CROP, seed: int = 0) -> List[Any]:
-    """``[slow [N,3,T/alpha,crop,crop], fast [N,3,T,crop,crop], labels [N,1]]`` of random data."""
-    frames = cfg.PIPELINE.train.decode_sampler.num_frames
-    alpha = cfg.MODEL.backbone.alpha
-    rng = np.random.default_rng(seed)
-    fast = rng.standard_normal((batch, 3, frames, crop, crop), dtype=np.float32)
-    labels = rng.integers(0, cfg.MODEL.head.num_classes, (batch, 1))
-    return [paddle.to_tensor(fast[:, :, ::alpha].copy()), paddle.to_tensor(fast),
-            paddle.to_tensor(labels.astype("int64"))]
-
-
-def build_trainer(cfg, seed: int = 0, iters_per_epoch: int = 100):
-    """The config's model in training mode with its optimizer and LR schedule."""
-    paddle.seed(seed)
-    model = build_model(cfg.MODEL)
-    model.train()
-    lr = build_lr(cfg.OPTIMIZER.learning_rate, iters_per_epoch)
-    return model, build_optimizer(cfg.OPTIMIZER, lr, model), lr
-
-
-def train_step(model, optimizer, lr, batch, step: int) -> float:
-    """One training iteration as ``tasks/train.py`` runs it; returns the loss (waits for it)."""
-    lr.step(step)
-    loss = model(batch, mode="train")["loss"]
-    loss.backward()
-    optimizer.step()
-    optimizer.clear_grad()
-    return float(loss)
-
-
-def timed_steps(model, optimizer, lr, batch, steps: int, first_step: int = 0) -> List[float]:
-    """Seconds of each of ``steps`` training steps on the same in-memory batch."""
-    times = []
-    for i in range(steps):
-        start = time.perf_counter()
-        train_step(model, optimizer, lr, batch, first_step + i)
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def median_of_rounds(rounds: Iterable[List[float]]) -> float:
-    return statistics.median(statistics.fmean(times) for times in rounds)
 
 
 # ---------------------------------------------------------------- 1. from memory, 1 or 2 procs
@@ -258,14 +220,6 @@ def data_wait(trainer, list_path: str, workers: int, steps: int) -> Dict[str, fl
 
 
 # ---------------------------------------------------------------- report
-def print_table(title: str, header: List[str], rows: List[List[str]]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    print(f"\n{title}")
-    for row in [header, ["-" * w for w in widths]] + rows:
-        print("  ".join(str(x).rjust(w) if i else str(x).ljust(w)
-                        for i, (x, w) in enumerate(zip(row, widths))))
-
-
 def report_processes(one: Dict[str, float], two: Optional[List[Dict[str, float]]]) -> None:
     rows = [["1 process", f"{one['step_s']:.2f}", f"{one['clips_per_s']:.3f}",
              f"{one['clips_per_s']:.3f}", "1.00"]]
@@ -335,7 +289,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"Paddle {paddle.__version__}, {os.cpu_count()} CPUs, steps {args.steps}, "
           f"warm-up {args.warmup}, rounds {args.rounds}")
     if "paths" not in skip:
-        from train_paths import run as run_paths  # imports this module: import it late
+        from train_paths import run as run_paths
 
         run_paths(argparse.Namespace(models=args.models, steps=args.steps, warmup=args.warmup,
                                      rounds=max(args.rounds, 2)))

@@ -194,6 +194,22 @@ def _step_seed(seed: int, epoch: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, step]).generate_state(1)[0] % 2**31)
 
 
+def train_step(model: nn.Layer, optimizer: Any, batch: Any, amp: AmpContext,
+               accum_steps: int = 1, sync: bool = True) -> Dict[str, paddle.Tensor]:
+    """One iteration: forward in ``mode="train"`` (``batch``: slow ``[N,3,T/alpha,H,W]``, fast
+    ``[N,3,T,H,W]``, labels ``[N,1]``), backward of the loss / ``accum_steps`` and, when
+    ``sync``, the optimizer update; the gradient all-reduce of ``paddle.DataParallel`` runs
+    only then. Returns the model's ``{'loss', 'top1', 'top5'}``. The LR is set by the caller."""
+    with amp.no_sync(model, sync):
+        with amp.autocast():
+            outputs = model(batch, mode="train")
+        amp.backward(outputs["loss"] / accum_steps)
+    if sync:
+        amp.step(optimizer)
+        optimizer.clear_grad()
+    return outputs
+
+
 def train_epoch(run: TrainRun, stage: Stage, epoch: int, meter: TrainMeter,
                 start_step: int = 0) -> None:
     """One pass over the stage's loader from iteration ``start_step``; the LR is set from the
@@ -217,13 +233,7 @@ def train_epoch(run: TrainRun, stage: Stage, epoch: int, meter: TrainMeter,
         paddle.seed(_step_seed(run.cfg["seed"], epoch, step))
         sync = (step + 1) % run.accum_steps == 0 or step + 1 == stage.iters
         with collective(f"training step {epoch + 1}:{step + 1} (gradient all-reduce)"):
-            with run.amp.no_sync(model, sync):
-                with run.amp.autocast():
-                    outputs = model(batch, mode="train")
-                run.amp.backward(outputs["loss"] / run.accum_steps)
-            if sync:
-                run.amp.step(optimizer)
-                optimizer.clear_grad()
+            outputs = train_step(model, optimizer, batch, run.amp, run.accum_steps, sync)
         loss_value = float(outputs["loss"])
         if not math.isfinite(loss_value):
             raise _diverged(f"Loss is {loss_value} at epoch {epoch + 1}, iteration {step + 1} "
