@@ -45,6 +45,7 @@ class _EpochScheduler(LRScheduler):
         raise NotImplementedError
 
     def get_lr(self) -> float:
+        """The LR at ``last_epoch``: ``LRScheduler.step`` calls it after setting that step."""
         return self.lr_at(self.epoch_of(self.last_epoch))
 
 

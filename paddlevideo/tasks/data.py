@@ -13,6 +13,12 @@ def output_dir_of(cfg: Dict[str, Any]) -> str:
     return cfg["output_dir"] or os.path.join("output", cfg["model_name"])
 
 
+def loader_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """The ``DATASET`` keys every loader of a run is built with: ``use_shared_memory`` (batches
+    pass from the workers through shared memory; PaddleVideo's key, default True)."""
+    return {"use_shared_memory": bool(cfg["DATASET"].get("use_shared_memory", True))}
+
+
 def dataset_sections(cfg: Dict[str, Any], mode: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """``(DATASET.<mode>, PIPELINE.<mode>)``, the dataset told the model's number of classes so
     a label outside ``[0, num_classes)`` is an error with its file and line before training."""
@@ -30,7 +36,7 @@ def build_eval_loader(cfg: Dict[str, Any], mode: str, batch_size: int):
     sampler = DistributedEvalBatchSampler(len(dataset), batch_size)
     loader = build_dataloader(dataset, batch_size, cfg["DATASET"]["num_workers"],
                               shuffle=False, drop_last=False, batch_sampler=sampler,
-                              seed=cfg["seed"])
+                              seed=cfg["seed"], **loader_options(cfg))
     return dataset, loader
 
 
@@ -46,5 +52,5 @@ def build_train_loader(cfg: Dict[str, Any], batch_sampler: Optional[Any] = None,
         sampler = batch_sampler(dataset)
     loader = build_dataloader(dataset, cfg["DATASET"]["batch_size"],
                               cfg["DATASET"]["num_workers"], shuffle=True, drop_last=True,
-                              batch_sampler=sampler, seed=cfg["seed"])
+                              batch_sampler=sampler, seed=cfg["seed"], **loader_options(cfg))
     return dataset, loader

@@ -16,6 +16,7 @@ from ..loader import build_dataloader
 from ..loader.samplers import GlobalBatchSampler, ShortCycleBatchSampler
 from ..multigrid import EpochShape, MultigridSchedule
 from ..utils.config import ConfigError
+from .data import loader_options
 
 
 class Plan(Protocol):
@@ -162,7 +163,7 @@ class MultigridPlan:
         batch = stage_cfg["DATASET"]["batch_size"]
         return build_dataloader(train_set, batch, self.cfg["DATASET"]["num_workers"],
                                 batch_sampler=GlobalBatchSampler(train_set, batch),
-                                seed=self.cfg["seed"])
+                                seed=self.cfg["seed"], **loader_options(self.cfg))
 
     def is_eval_epoch(self, epoch: int) -> bool:
         return self.schedule.is_eval_epoch(epoch)

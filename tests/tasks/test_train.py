@@ -7,6 +7,7 @@ import pytest
 from paddlevideo.tasks.train import TrainingDivergedError, train_model
 from paddlevideo.utils import get_config
 from paddlevideo.utils.checkpoint import load
+from paddlevideo.utils.config import ConfigError
 from tests.tasks.conftest import DEMO_CONFIG, tiny_overrides
 
 
@@ -56,7 +57,7 @@ def test_resume_reaches_the_uninterrupted_weights(two_epoch_run, tiny_dataset, t
 
 
 def test_resume_epoch_that_does_not_exist_is_named(tiny_dataset, tmp_path):
-    with pytest.raises(Exception, match="SlowFastDemo_epoch_00003.pdparams does not exist"):
+    with pytest.raises(ConfigError, match="SlowFastDemo_epoch_00003.pdparams does not exist"):
         _train(tiny_dataset, tmp_path, extra=["resume_epoch=3"])
 
 
@@ -78,7 +79,7 @@ def test_label_outside_the_model_classes_is_named_before_training(tiny_dataset, 
     rows[2] = f"{path} 5"  # the tiny model has 2 classes
     bad_list = tmp_path / "bad.list"
     bad_list.write_text("\n".join(rows) + "\n")
-    with pytest.raises(Exception, match=r"bad.list:3.*5") as info:
+    with pytest.raises(ConfigError, match=r"bad.list:3.*5") as info:
         _train(tiny_dataset, tmp_path / "out", extra=[f"DATASET.train.file_path={bad_list}"])
     assert not (tmp_path / "out" / "SlowFastDemo_epoch_00001.pdparams").exists()
     assert "num_classes" in str(info.value) or "[0, 2)" in str(info.value)

@@ -69,13 +69,6 @@ class BadVideoLog:
             found[entry["path"]] = entry["reason"]
         return found
 
-    def reset(self) -> None:
-        for name in os.listdir(self.folder):
-            try:
-                os.unlink(os.path.join(self.folder, name))
-            except FileNotFoundError:
-                pass
-
 
 def format_bad_videos(bad: Dict[str, str], limit: int = 50) -> str:
     lines = [f"  {path}: {reason}" for path, reason in sorted(bad.items())[:limit]]

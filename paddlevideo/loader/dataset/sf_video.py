@@ -87,9 +87,6 @@ class SFVideoDataset(paddle.io.Dataset):
         """``path → reason`` for every video that failed so far, in any worker process."""
         return self._bad_log.items()
 
-    def reset_bad_videos(self) -> None:
-        self._bad_log.reset()
-
     def _run_pipeline(self, index: int, short_cycle_idx: Optional[int]) -> Dict[str, Any]:
         results = dict(self.info[index])
         if short_cycle_idx is not None:
