@@ -9,7 +9,7 @@ from paddlevideo.tasks.data import build_train_loader
 from paddlevideo.tasks.options import TrainOptions
 from paddlevideo.tasks.plans import MultigridPlan, PlainPlan, multigrid_run_config
 from paddlevideo.tasks.resume import run_identity
-from paddlevideo.tasks.train import resolve_run
+from paddlevideo.tasks.run import resolve_run
 from paddlevideo.utils import get_config
 from paddlevideo.utils.config import FrozenConfigError, to_plain
 from tests.conftest import REPO_ROOT

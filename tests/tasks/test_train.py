@@ -86,7 +86,7 @@ def test_label_outside_the_model_classes_is_named_before_training(tiny_dataset, 
 
 
 def test_gradient_accumulation_steps():
-    from paddlevideo.tasks.train import gradient_accumulation_steps
+    from paddlevideo.tasks.run import gradient_accumulation_steps
     from paddlevideo.utils.config import ConfigError
 
     assert gradient_accumulation_steps({}, batch_size=8, world_size=2) == 1
