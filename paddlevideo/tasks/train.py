@@ -1,10 +1,11 @@
 """The training loop, written once for plain and multigrid training.
 
-A run goes through the epochs of a plan (:mod:`.plans`); each epoch trains with a *stage* (model,
-optimizer, LR schedule and loader of one config), built at the start and again where the plan
-starts a new stage (multigrid's long cycle). Logging, validation and checkpointing are plain
-``if``s in :func:`train_model`, so every training feature (accumulation, AMP, to_static, precise
-BN, validation, checkpoints, NaN checks, resume) exists once and works in both.
+A run (:mod:`.run`: the frozen config, where training starts) goes through the epochs of a plan
+(:mod:`.plans`); each epoch trains with a *stage* (model, optimizer, LR schedule and loader of
+one config), built at the start and again where the plan starts a new stage (multigrid's long
+cycle). Logging, validation and checkpointing are plain ``if``s in :func:`train`, so every
+training feature (accumulation, AMP, backbone paths, precise BN, validation, checkpoints, NaN
+checks, resume) exists once and works in both.
 """
 from __future__ import annotations
 
