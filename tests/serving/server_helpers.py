@@ -126,16 +126,17 @@ def multipart(fields: Dict[str, Tuple[str, bytes]]) -> Tuple[bytes, str]:
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def send_chunked(port: int, path: str, chunks: Iterable[bytes], headers: Dict[str, str],
-                 timeout: float = 60.0) -> Tuple[int, str, int]:
-    """POST ``chunks`` with chunked transfer encoding on a raw socket, reading the answer as
-    soon as the server sends one (a server that refuses the body answers mid-upload).
-    Returns ``(status, body, bytes sent)``."""
+def send_body(port: int, path: str, chunks: Iterable[bytes], headers: Dict[str, str],
+              length: Optional[int] = None, timeout: float = 60.0) -> Tuple[int, str, int]:
+    """POST ``chunks`` on a raw socket (``Content-Length: length``, or chunked transfer
+    encoding without it), reading the answer as soon as the server sends one (a server that
+    refuses the body answers mid-upload). Returns ``(status, body, body bytes sent)``."""
     import select
     import socket
 
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Transfer-Encoding: chunked"]
+    framing = "Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}"
+    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", framing]
     head += [f"{k}: {v}" for k, v in headers.items()]
     sent, received = 0, b""
     try:
@@ -145,12 +146,14 @@ def send_chunked(port: int, path: str, chunks: Iterable[bytes], headers: Dict[st
             if readable:
                 break
             try:
-                sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                sock.sendall(chunk if length is not None else
+                             f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
             except (BrokenPipeError, ConnectionResetError):
                 break
             sent += len(chunk)
         else:
-            sock.sendall(b"0\r\n\r\n")
+            if length is None:
+                sock.sendall(b"0\r\n\r\n")
         sock.settimeout(timeout)
         while b"\r\n\r\n" not in received or not _complete(received):
             data = sock.recv(65536)
@@ -168,3 +171,19 @@ def _complete(data: bytes) -> bool:
     header, _, body = data.partition(b"\r\n\r\n")
     match = re.search(rb"content-length:\s*(\d+)", header, re.I)
     return bool(match) and len(body) >= int(match.group(1))
+
+
+def top_level_boxes(data: bytes) -> List[str]:
+    """The names of an MP4's top-level boxes, in file order."""
+    import struct
+
+    names, offset = [], 0
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        if size == 1:
+            size = struct.unpack(">Q", data[offset + 8:offset + 16])[0]
+        names.append(kind.decode("latin-1"))
+        if size < 8:
+            break
+        offset += size
+    return names
