@@ -1,0 +1,81 @@
+"""The service under pressure and at its end: a full queue answers 429 with Retry-After, SIGTERM
+finishes the accepted jobs and exits 0; bad flags stop ``tools/serve.py`` in one line."""
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.inference.helpers import REPO_ROOT, work_dir
+from tests.inference.timeline_helpers import CLASSES, FPS, clip_frames
+from tests.serving.server_helpers import Server, clip_video
+
+pytestmark = pytest.mark.slow
+
+
+def long_video():
+    """12 s: the three clips twice over (long enough to still be running when signalled)."""
+    from tests.conftest import write_video
+
+    path = work_dir() / "six_actions.mp4"
+    if not path.exists():
+        write_video(path, np.concatenate(clip_frames() * 2), fps=FPS)
+    return path
+
+
+def test_full_queue_is_429_and_sigterm_finishes_accepted_jobs_then_exits_0():
+    server = Server("--max_queue", "2", "--shutdown_timeout", "120")
+    try:
+        jobs = []
+        for _ in range(2):
+            status, answer = server.upload("/v1/timeline", long_video())
+            assert status == 202, answer
+            jobs.append(answer["job"])
+        status, headers, raw = server.request("POST", "/v1/predict", b"",
+                                              {"Content-Type": "multipart/form-data"})
+        assert status == 429 and "queue is full" in raw.decode()
+        assert int(headers["retry-after"]) >= 1
+        _, first = server.json("GET", f"/v1/jobs/{jobs[0]}")
+        assert first["status"] in ("queued", "running")  # the signal comes mid-work
+        started = time.monotonic()
+        assert server.terminate(timeout=120) == 0
+        assert time.monotonic() - started < 120
+        log = server.log()
+        for job in jobs:  # both accepted jobs ran to the end before the exit
+            assert f"timeline job {job} done" in log
+        assert "Traceback" not in log
+    finally:
+        server.stop()
+
+
+def test_after_the_queue_drains_requests_are_accepted_again():
+    server = Server("--max_queue", "1")
+    try:
+        status, answer = server.upload("/v1/timeline", long_video())
+        assert status == 202
+        status, _ = server.upload("/v1/predict", clip_video(0))
+        assert status == 429
+        assert server.wait_job(answer["job"])["status"] == "done"
+        status, answer = server.upload("/v1/predict", clip_video(0))
+        assert status == 200 and answer["top_k"][0]["class_name"] == CLASSES[0]
+        _, _, metrics = server.request("GET", "/metrics")
+        assert 'pv_requests_total{route="/v1/predict",status="429"} 1' in metrics.decode()
+        assert "pv_queue_depth 0" in metrics.decode()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--max_queue", "0"], "--max_queue must be at least 1"),
+    (["--allow_url_prefix", "file:///"], "only http:// and https:// prefixes"),
+    (["--model_file", "/nonexistent/model.pdmodel"], "model file not found"),
+])
+def test_bad_flags_stop_in_one_line_with_exit_2(flags, words):
+    command = [sys.executable, str(REPO_ROOT / "tools" / "serve.py"), "-c",
+               str(REPO_ROOT / "configs" / "recognition" / "slowfast" / "slowfast.yaml"),
+               "--model_file", "m.pdmodel", "--params_file", "m.pdiparams", *flags]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and words in errors[0] and "Traceback" not in done.stderr
