@@ -63,6 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     service.add_argument("--allow_url_prefix", action="append", default=[], metavar="PREFIX",
                          help="http(s) URL prefix clients may ask to fetch (repeatable; "
                               "without it URL inputs are refused)")
+    service.add_argument("--upload_timeout", type=float, default=300,
+                         help="seconds an upload or URL download may take (then 408)")
+    service.add_argument("--max_pixels", type=int, default=3840 * 2160,
+                         help="largest frame (width x height) a video may have")
     service.add_argument("--job_ttl", type=float, default=3600,
                          help="seconds a finished timeline job and its video are kept")
     service.add_argument("--shutdown_timeout", type=float, default=30,
@@ -86,7 +90,8 @@ def check_args(args: argparse.Namespace):
     for name in ("max_queue", "max_batch", "workers", "num_views", "gpu_mem"):
         if getattr(args, name) < 1:
             return f"--{name} must be at least 1, got {getattr(args, name)}"
-    for name in ("max_upload_mb", "job_ttl", "shutdown_timeout"):
+    for name in ("max_upload_mb", "job_ttl", "shutdown_timeout", "upload_timeout",
+                 "max_pixels"):
         if getattr(args, name) <= 0:
             return f"--{name} must be positive, got {getattr(args, name)}"
     if args.batch_wait_ms < 0:
@@ -163,7 +168,8 @@ def main(argv=None) -> int:
     settings = Settings(max_upload=int(args.max_upload_mb * 2**20), max_queue=args.max_queue,
                         token=args.token, url_prefixes=args.allow_url_prefix,
                         job_ttl=args.job_ttl, shutdown_timeout=args.shutdown_timeout,
-                        default_views=args.num_views)
+                        default_views=args.num_views, upload_timeout=args.upload_timeout,
+                        max_pixels=args.max_pixels)
     service = Service(predictor, cfg, settings, workers=args.workers, max_batch=args.max_batch,
                       batch_wait=args.batch_wait_ms / 1000)
     service.model.warm_up()

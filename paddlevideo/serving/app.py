@@ -35,6 +35,7 @@ from .model import ServedModel, TimelineModel, top_k_records
 from .uploads import (
     InputError,
     check_container,
+    check_frame_size,
     check_url,
     download,
     private_file,
@@ -58,6 +59,8 @@ class Settings:
     job_ttl: float = 3600.0
     shutdown_timeout: float = 30.0
     default_views: int = 1
+    upload_timeout: float = 300.0  # a slow upload must not hold a queue slot for ever
+    max_pixels: int = 3840 * 2160
 
 
 class Service:
@@ -159,7 +162,17 @@ class AccessMiddleware:
 async def receive_input(request: Request, service: Service) -> Tuple[str, str]:
     """``(path in the private folder, the client's name for it)`` of a request's video: a
     multipart upload (field ``video``) or JSON ``{"url": ...}``; checked to be a video
-    container. Raises :class:`InputError`."""
+    container with frames of a sensible size. Raises :class:`InputError` (408 past
+    ``upload_timeout``)."""
+    try:
+        return await asyncio.wait_for(_receive_input(request, service),
+                                      service.settings.upload_timeout)
+    except asyncio.TimeoutError:
+        raise InputError(408, f"the upload took longer than "
+                              f"{service.settings.upload_timeout:g} s") from None
+
+
+async def _receive_input(request: Request, service: Service) -> Tuple[str, str]:
     limit = service.settings.max_upload
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -182,6 +195,7 @@ async def receive_input(request: Request, service: Service) -> Tuple[str, str]:
             name = await receive_upload(request.stream(), request.headers.get(
                 "content-type", ""), path, limit) or "upload"
         check_container(path)
+        await asyncio.to_thread(check_frame_size, path, service.settings.max_pixels)
     except BaseException:
         os.remove(path)
         raise
@@ -236,7 +250,7 @@ def add_routes(app: FastAPI, service: Service) -> None:
                 "ms": round(1000 * seconds, 1)}
 
     @app.post("/v1/timeline", status_code=202)
-    async def timeline(request: Request, stride: Optional[float] = Query(None, gt=0)) -> Any:
+    async def timeline(request: Request, stride: Optional[float] = Query(None, ge=0.1)) -> Any:
         refused = _admit(service)
         if refused is not None:
             return refused

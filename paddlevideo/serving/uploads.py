@@ -217,6 +217,23 @@ def container_name(head: bytes) -> Optional[str]:
     return None
 
 
+def check_frame_size(path: str, max_pixels: int) -> None:
+    """Refuse (422) a video whose frames are larger than ``max_pixels``, from its header, before
+    anything is decoded: a small file can declare huge frames that would fill memory."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+    except Exception as err:  # no video stream, unreadable header: the decoder's reason
+        text = " ".join(str(err).split())[:200] or type(err).__name__
+        raise InputError(422, f"not a readable video: {text}") from None
+    if width * height > max_pixels:
+        raise InputError(422, f"frames of {width}x{height} are larger than this server takes "
+                              f"({max_pixels} pixels)")
+
+
 def check_container(path: str) -> str:
     """The container of an arrived file, or :class:`InputError` 415 saying what it is not."""
     with open(path, "rb") as f:

@@ -4,24 +4,23 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
-from tests.inference.helpers import REPO_ROOT, work_dir
-from tests.inference.timeline_helpers import CLASSES, FPS, clip_frames
-from tests.serving.server_helpers import Server, clip_video
+from tests.inference.helpers import REPO_ROOT
+from tests.inference.timeline_helpers import CLASSES, three_action_video
+from tests.serving.server_helpers import Server, clip_video, send_body
+
+BOUNDARY = "b0undary"
+
+
+def stalled_upload():
+    """The start of an upload, then nothing for longer than the server waits."""
+    yield (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"video\"; "
+           f"filename=\"s.mp4\"\r\n\r\n").encode() + b"\0" * 1000
+    time.sleep(3)
+    yield b"\0" * 1000
 
 pytestmark = pytest.mark.slow
-
-
-def long_video():
-    """12 s: the three clips twice over (long enough to still be running when signalled)."""
-    from tests.conftest import write_video
-
-    path = work_dir() / "six_actions.mp4"
-    if not path.exists():
-        write_video(path, np.concatenate(clip_frames() * 2), fps=FPS)
-    return path
 
 
 def test_full_queue_is_429_and_sigterm_finishes_accepted_jobs_then_exits_0():
@@ -29,7 +28,7 @@ def test_full_queue_is_429_and_sigterm_finishes_accepted_jobs_then_exits_0():
     try:
         jobs = []
         for _ in range(2):
-            status, answer = server.upload("/v1/timeline", long_video())
+            status, answer = server.upload("/v1/timeline", three_action_video())
             assert status == 202, answer
             jobs.append(answer["job"])
         status, headers, raw = server.request("POST", "/v1/predict", b"",
@@ -49,19 +48,35 @@ def test_full_queue_is_429_and_sigterm_finishes_accepted_jobs_then_exits_0():
         server.stop()
 
 
-def test_after_the_queue_drains_requests_are_accepted_again():
-    server = Server("--max_queue", "1")
+def test_private_folder_holds_only_live_files_and_jobs_expire(tmp_path):
+    server = Server("--max_queue", "1", "--job_ttl", "2", "--upload_timeout", "1",
+                    env={"TMPDIR": str(tmp_path)})
     try:
-        status, answer = server.upload("/v1/timeline", long_video())
+        folder, = tmp_path.glob("paddlevideo-serve-*")
+        assert folder.stat().st_mode & 0o777 == 0o700
+        status, answer = server.upload("/v1/timeline", three_action_video())
         assert status == 202
         status, _ = server.upload("/v1/predict", clip_video(0))
         assert status == 429
-        assert server.wait_job(answer["job"])["status"] == "done"
-        status, answer = server.upload("/v1/predict", clip_video(0))
-        assert status == 200 and answer["top_k"][0]["class_name"] == CLASSES[0]
+        job = server.wait_job(answer["job"])
+        assert job["status"] == "done"
+        status, answer2 = server.upload("/v1/predict", clip_video(0))
+        assert status == 200 and answer2["top_k"][0]["class_name"] == CLASSES[0]
+        # the uploads are gone; the finished job keeps only its annotated video
+        assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == \
+            [f"job-{answer['job']}", f"job-{answer['job']}/annotated.mp4"]
         _, _, metrics = server.request("GET", "/metrics")
         assert 'pv_requests_total{route="/v1/predict",status="429"} 1' in metrics.decode()
         assert "pv_queue_depth 0" in metrics.decode()
+        status, text, _ = send_body(server.port, "/v1/predict", stalled_upload(),
+                                    {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+        assert status == 408 and "longer than 1 s" in text
+        time.sleep(2.5)
+        status, gone = server.json("GET", f"/v1/jobs/{answer['job']}")
+        assert status == 404 and "expired" in gone["error"]
+        assert list(folder.iterdir()) == []
+        assert server.terminate() == 0
+        assert not folder.exists()
     finally:
         server.stop()
 

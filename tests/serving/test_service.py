@@ -74,6 +74,8 @@ def test_upload_gives_the_known_class_with_the_asked_top_k_and_views(server):
     assert answer["top_k"][0]["class_name"] == CLASSES[2]
     status, answer = server.upload("/v1/predict", clip_video(2), "?views=0", headers=AUTH)
     assert status == 422 and "views" in answer["error"]
+    status, answer = server.upload("/v1/timeline", clip_video(2), "?stride=0.01", headers=AUTH)
+    assert status == 422 and "stride" in answer["error"]
 
 
 def test_24_concurrent_uploads_all_get_their_class(server):

@@ -7,6 +7,7 @@ import pytest
 from paddlevideo.serving.uploads import (
     InputError,
     check_container,
+    check_frame_size,
     check_url,
     check_url_prefixes,
     container_name,
@@ -86,3 +87,15 @@ def test_streamed_multipart_writes_only_the_video_field(tmp_path):
     with pytest.raises(InputError, match="no 'video' field"):
         only_note, kind = multipart({"note": ("n.txt", b"x")})
         asyncio.run(receive_upload(_chunks(only_note, 100), kind, str(path), 2**20))
+
+
+def test_frames_over_the_pixel_limit_are_refused_from_the_header(tmp_path):
+    import numpy as np
+
+    from tests.conftest import write_video
+
+    path = write_video(tmp_path / "v.mp4", np.zeros((3, 64, 96, 3), np.uint8))
+    check_frame_size(str(path), 96 * 64)
+    with pytest.raises(InputError, match="frames of 96x64 are larger") as caught:
+        check_frame_size(str(path), 96 * 64 - 1)
+    assert caught.value.status == 422
