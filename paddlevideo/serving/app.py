@@ -118,6 +118,17 @@ def error(status: int, message: str, headers: Optional[Dict[str, str]] = None) -
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+ROUTES = ("/", "/healthz", "/metrics", "/v1/predict", "/v1/timeline")
+
+
+def route_label(path: str) -> str:
+    """The metrics label of a request path: its route, job ids left out, and every unknown
+    path as ``other`` (clients must not be able to grow the label set)."""
+    if path.startswith("/v1/jobs/"):
+        return "/v1/jobs/video" if path.endswith("/video") else "/v1/jobs"
+    return path if path in ROUTES else "other"
+
+
 class AccessMiddleware:
     """ASGI middleware: the bearer token check, one log line and the metrics of each request."""
 
@@ -152,9 +163,7 @@ class AccessMiddleware:
                         {"WWW-Authenticate": "Bearer"})(scope, receive, send_status)
         seconds = time.perf_counter() - start
         client = scope.get("client") or ("-", 0)
-        route = scope["path"] if not scope["path"].startswith("/v1/jobs/") else (
-            "/v1/jobs/video" if scope["path"].endswith("/video") else "/v1/jobs")
-        self.service.metrics.observe_request(route, status[0], seconds)
+        self.service.metrics.observe_request(route_label(scope["path"]), status[0], seconds)
         LOG.info("%s %s %d %.0f ms %s:%s", scope["method"], scope["path"], status[0],
                  1000 * seconds, client[0], client[1])
 

@@ -196,3 +196,6 @@ def test_unknown_job_and_route_are_json_404(server):
     assert status == 404 and "nope" in answer["error"]
     status, answer = server.json("GET", "/v2/anything", headers=AUTH)
     assert status == 404 and list(answer) == ["error"]
+    _, _, metrics = server.request("GET", "/metrics", headers=AUTH)
+    assert 'route="other",status="404"' in metrics.decode() and "anything" not in \
+        metrics.decode()
