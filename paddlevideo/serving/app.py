@@ -219,6 +219,7 @@ def _admit(service: Service) -> Optional[JSONResponse]:
 
 
 def add_routes(app: FastAPI, service: Service) -> None:
+    """The page, ``/healthz`` and ``/metrics``."""
     page = resources.files(__package__).joinpath("static/index.html").read_text("utf-8")
 
     @app.get("/", include_in_schema=False)
@@ -233,6 +234,10 @@ def add_routes(app: FastAPI, service: Service) -> None:
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(service.metrics.render(),
                                  media_type="text/plain; version=0.0.4")
+
+
+def add_work_routes(app: FastAPI, service: Service) -> None:
+    """``POST /v1/predict`` and ``POST /v1/timeline``."""
 
     @app.post("/v1/predict")
     async def predict(request: Request, top_k: int = Query(5, ge=1),
@@ -271,6 +276,10 @@ def add_routes(app: FastAPI, service: Service) -> None:
             raise
         job = service.jobs.submit(path, name, stride)
         return {"job": job.id}
+
+
+def add_job_routes(app: FastAPI, service: Service) -> None:
+    """``GET /v1/jobs/ID`` and ``GET /v1/jobs/ID/video``."""
 
     @app.get("/v1/jobs/{job_id}")
     async def job_status(job_id: str) -> Any:
@@ -347,5 +356,7 @@ def build_app(service: Service) -> FastAPI:
                   openapi_url=None)
     add_error_handlers(app)
     add_routes(app, service)
+    add_work_routes(app, service)
+    add_job_routes(app, service)
     app.add_middleware(AccessMiddleware, service=service)
     return app
