@@ -166,9 +166,6 @@ class FrameStream:
             except Exception as err:  # the connection dropped (or the file ended badly)
                 if self.kind != "url":
                     return
-                unseekable = unseekable_reason(self.source, self.timeout)
-                if unseekable:  # reopening cannot help: say what can
-                    raise StreamError(unseekable) from None
                 self._reopen(_short(err))
                 # A live stream goes on where it is now; a file over HTTP starts again from its
                 # beginning, and the frames already handed out are passed over by number.
@@ -186,7 +183,9 @@ class FrameStream:
                 return
             except StreamError as err:
                 reason = str(err)
-        raise StreamError(f"{self.source}: stream lost, {self.reconnected} reconnects "
+        # a file that needs seeking fails the same way every time: say so, and what fixes it
+        raise StreamError(unseekable_reason(self.source, self.timeout) or
+                          f"{self.source}: stream lost, {self.reconnected} reconnects "
                           f"failed: {reason}")
 
     def _decode_all(self, base_index: int) -> Iterator[Tuple[int, Frame]]:
@@ -237,7 +236,7 @@ def unseekable_reason(url: str, timeout: float = 10.0) -> Optional[str]:
         return None
     try:
         request = urllib.request.Request(url, headers={"Range": "bytes=0-65535"})
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=min(timeout, 5.0)) as response:
             if response.status == 206:
                 return None  # range requests work: seeking is not the problem
             head = response.read(65536)
