@@ -122,10 +122,19 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_server(app, sock: socket.socket, shutdown_timeout: float) -> int:
+def run_server(app, service, sock: socket.socket, shutdown_timeout: float) -> int:
     """Serve until SIGTERM (→ 0) or SIGINT (→ 130); uvicorn stops accepting and lets running
-    requests finish, then the app's shutdown finishes the accepted jobs."""
+    requests finish, then the app's shutdown finishes the accepted jobs, all within
+    ``shutdown_timeout`` of the signal."""
+    import time
+
     import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            if service.stop_requested is None:  # the shutdown's deadline counts from here
+                service.stop_requested = time.monotonic()
+            super().handle_exit(sig, frame)
 
     caught = []
     # uvicorn re-raises the stopping signal after its graceful shutdown; these handlers take
@@ -134,8 +143,7 @@ def run_server(app, sock: socket.socket, shutdown_timeout: float) -> int:
         signal.signal(sig, lambda number, _frame: caught.append(number))
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=max(int(shutdown_timeout), 1))
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+    Server(config).run(sockets=[sock])
     return 130 if signal.SIGINT in caught else 0
 
 
@@ -178,7 +186,7 @@ def main(argv=None) -> int:
     logging.getLogger("paddlevideo.serve").info(
         "serving on http://%s:%d (%d classes, token %s)", shown, port,
         len(predictor.class_names), "required" if args.token else "off")
-    return run_server(build_app(service), sock, args.shutdown_timeout)
+    return run_server(build_app(service), service, sock, args.shutdown_timeout)
 
 
 if __name__ == "__main__":

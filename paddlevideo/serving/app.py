@@ -79,6 +79,7 @@ class Service:
                              ttl=settings.job_ttl, on_finish=self._job_finished,
                              on_decoded=self.metrics.add_decoded)
         self._latency = 1.0  # running mean of prediction seconds, for Retry-After
+        self.stop_requested: Optional[float] = None  # monotonic time of SIGTERM/SIGINT
 
     def try_admit(self) -> bool:
         with self._lock:
@@ -105,12 +106,13 @@ class Service:
         LOG.info("timeline job %s %s (%s)", job.id, job.status, job.error or job.name)
 
     def shutdown(self) -> None:
-        """Run the accepted jobs (bounded by ``shutdown_timeout``), stop the model, delete the
-        private folder."""
-        if not self.jobs.close(self.settings.shutdown_timeout):
+        """Run the accepted jobs, stop the model and delete the private folder, all within
+        ``shutdown_timeout`` of the stop request (``stop_requested``, else now)."""
+        deadline = (self.stop_requested or time.monotonic()) + self.settings.shutdown_timeout
+        if not self.jobs.close(max(deadline - time.monotonic(), 0.0)):
             LOG.warning("timeline jobs still running after %.0f s; stopping anyway",
                         self.settings.shutdown_timeout)
-        self.model.close(self.settings.shutdown_timeout)
+        self.model.close(max(deadline - time.monotonic(), 0.0))
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -4,10 +4,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
-from tests.inference.helpers import REPO_ROOT
-from tests.inference.timeline_helpers import CLASSES, three_action_video
+from tests.inference.helpers import REPO_ROOT, work_dir
+from tests.inference.timeline_helpers import CLASSES, FPS, clip_frames, three_action_video
 from tests.serving.server_helpers import Server, clip_video, send_body
 
 BOUNDARY = "b0undary"
@@ -48,9 +49,19 @@ def test_full_queue_is_429_and_sigterm_finishes_accepted_jobs_then_exits_0():
         server.stop()
 
 
-def test_private_folder_holds_only_live_files_and_jobs_expire(tmp_path):
+def long_video():
+    """24 s: the three clips four times over."""
+    from tests.conftest import write_video
+
+    path = work_dir() / "twelve_actions.mp4"
+    if not path.exists():
+        write_video(path, np.concatenate(clip_frames() * 4), fps=FPS)
+    return path
+
+
+def test_private_folder_jobs_expire_slow_uploads_time_out_and_sigterm_is_bounded(tmp_path):
     server = Server("--max_queue", "1", "--job_ttl", "2", "--upload_timeout", "1",
-                    env={"TMPDIR": str(tmp_path)})
+                    "--shutdown_timeout", "1", env={"TMPDIR": str(tmp_path)})
     try:
         folder, = tmp_path.glob("paddlevideo-serve-*")
         assert folder.stat().st_mode & 0o777 == 0o700
@@ -75,7 +86,13 @@ def test_private_folder_holds_only_live_files_and_jobs_expire(tmp_path):
         status, gone = server.json("GET", f"/v1/jobs/{answer['job']}")
         assert status == 404 and "expired" in gone["error"]
         assert list(folder.iterdir()) == []
+        # SIGTERM during a job longer than --shutdown_timeout: the wait is bounded, exit 0
+        status, answer = server.upload("/v1/timeline", long_video())
+        assert status == 202
         assert server.terminate() == 0
+        log = server.log()
+        assert "timeline jobs still running after 1 s; stopping anyway" in log
+        assert f"timeline job {answer['job']} done" not in log and "Traceback" not in log
         assert not folder.exists()
     finally:
         server.stop()
