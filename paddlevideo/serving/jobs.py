@@ -63,14 +63,16 @@ class JobQueue:
     predictions, so running several at once would only interleave them).
 
     ``model_factory()`` gives the predictor-like object a run uses; ``ttl``: seconds a finished
-    job and its files are kept; ``on_finish(job)`` is called when a run ends (the service frees
-    the job's queue slot there).
+    job and its files are kept (at most ``max_finished`` of them); ``on_finish(job)`` is called
+    when a run ends (the service frees the job's queue slot there).
     """
 
     def __init__(self, root: str, model_factory: RunFactory, ttl: float = 3600.0,
                  on_finish: Optional[Callable[[Job], None]] = None,
-                 on_decoded: Optional[Callable[[], None]] = None) -> None:
+                 on_decoded: Optional[Callable[[], None]] = None,
+                 max_finished: int = 256) -> None:
         self.root, self.model_factory, self.ttl = root, model_factory, ttl
+        self.max_finished = max_finished  # a bound on disk use whatever the request rate
         self.on_finish, self.on_decoded = on_finish, on_decoded
         self.jobs: Dict[str, Job] = {}
         self._order: List[str] = []
@@ -81,6 +83,7 @@ class JobQueue:
 
     def submit(self, input_path: str, name: str, stride: Optional[float]) -> Job:
         """Accept a job for ``input_path`` (which the job now owns)."""
+        self.expire()
         job_id = secrets.token_hex(8)
         folder = os.path.join(self.root, "job-" + job_id)
         os.makedirs(folder, mode=0o700)
@@ -101,11 +104,15 @@ class JobQueue:
             return sum(job.status in ("queued", "running") for job in self.jobs.values())
 
     def expire(self, now: Optional[float] = None) -> List[str]:
-        """Forget finished jobs older than ``ttl`` and delete their files; their ids."""
+        """Forget finished jobs older than ``ttl``, and the oldest beyond ``max_finished``, and
+        delete their files; their ids."""
         now = time.time() if now is None else now
         with self._lock:
-            old = [j for j in self.jobs.values()
-                   if j.finished is not None and now - j.finished > self.ttl]
+            finished = sorted((j for j in self.jobs.values() if j.finished is not None),
+                              key=lambda j: j.finished)
+            surplus = max(len(finished) - self.max_finished, 0)
+            old = finished[:surplus] + [j for j in finished[surplus:]
+                                        if now - j.finished > self.ttl]
             for job in old:
                 del self.jobs[job.id]
         for job in old:
