@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import posixpath
 import secrets
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,6 +23,7 @@ from ..loader.pipelines.file_checks import image_format
 
 URL_SCHEMES = ("http", "https")
 CHUNK = 1 << 16
+DRAIN_BYTES, DRAIN_SECONDS = 16 * 2**20, 2.0  # how much of a refused upload is read past it
 
 
 class InputError(Exception):
@@ -103,6 +105,7 @@ async def receive_upload(chunks: AsyncIterator[bytes], content_type: str, path: 
         async for chunk in chunks:
             received += len(chunk)
             if received > limit:
+                await _discard_some(chunks)
                 raise too_large(limit)
             parser.write(chunk)
         parser.finalize()
@@ -115,6 +118,17 @@ async def receive_upload(chunks: AsyncIterator[bytes], content_type: str, path: 
     if not target.found:
         raise InputError(400, f"the upload has no '{field}' field")
     return target.filename
+
+
+async def _discard_some(chunks: AsyncIterator[bytes]) -> None:
+    """Read and drop what follows of a refused body, up to ``DRAIN_BYTES`` or
+    ``DRAIN_SECONDS``: a client that sends all before it reads (curl, most libraries) then gets
+    the 413 instead of a reset connection, and nothing more is stored."""
+    drained, deadline = 0, time.monotonic() + DRAIN_SECONDS
+    async for chunk in chunks:
+        drained += len(chunk)
+        if drained > DRAIN_BYTES or time.monotonic() > deadline:
+            return
 
 
 def check_url_prefixes(prefixes: Sequence[str]) -> List[str]:
