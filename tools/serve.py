@@ -60,9 +60,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     service.add_argument("--token", default=os.environ.get("PADDLEVIDEO_SERVE_TOKEN"),
                          help="require 'Authorization: Bearer TOKEN' (default: the "
                               "PADDLEVIDEO_SERVE_TOKEN environment variable)")
-    service.add_argument("--allow_url_prefix", action="append", default=[], metavar="PREFIX",
-                         help="http(s) URL prefix clients may ask to fetch (repeatable; "
-                              "without it URL inputs are refused)")
+    service.add_argument("--allow_url_prefix", action="extend", nargs="+", default=[],
+                         metavar="PREFIX",
+                         help="http(s) URL prefixes clients may ask to fetch (several, or the "
+                              "flag repeated; without it URL inputs are refused)")
     service.add_argument("--upload_timeout", type=float, default=300,
                          help="seconds an upload or URL download may take (then 408)")
     service.add_argument("--max_pixels", type=int, default=3840 * 2160,
