@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: venv venv-dev test lint demo bench clean
+.PHONY: venv venv-dev test lint demo bench clean browser
 
 venv: $(STAMP)
 venv-dev: $(DEV_STAMP)
@@ -24,7 +24,12 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 	$(PY) -m pip install --quiet torch==2.13.0 || echo "PyTorch not installed: tests marked 'torch' will be skipped"
 	touch $(DEV_STAMP)
 
-test: venv-dev
+# the page test drives Debian's Chromium; as root, install it when it is missing
+browser:
+	@if ! command -v chromedriver >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && apt-get install -y -qq chromium chromium-driver; fi
+
+test: venv-dev browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 

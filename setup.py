@@ -11,6 +11,7 @@ setup(
     version="0.1.0",
     description="SlowFast video recognition on PaddlePaddle 3, compatible with PaddleVideo",
     packages=find_packages(include=["paddlevideo", "paddlevideo.*"]),
+    package_data={"paddlevideo.serving": ["static/*.html"]},
     python_requires=">=3.9",
     install_requires=requirements,
 )

@@ -82,7 +82,8 @@ class AnnotatedVideoWriter:
         import av
 
         self.path, self.fps, self.duration = path, float(fps), float(duration)
-        self._container = av.open(path, "w")
+        # index (moov) first, so a browser or a server without range requests can stream it
+        self._container = av.open(path, "w", options={"movflags": "+faststart"})
         rate = Fraction(rate) if rate else Fraction(self.fps).limit_denominator(1001)
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = width, height

@@ -97,7 +97,8 @@ class FrameStream:
             raise StreamError(f"{self.source}: no video stream") from None
         except Exception as err:  # FFmpeg reports unreachable hosts, bad files... as errors
             self.close()
-            raise StreamError(f"{self.source}: cannot open: {_short(err)}") from None
+            raise StreamError(unseekable_reason(self.source, self.timeout)
+                              or f"{self.source}: cannot open: {_short(err)}") from None
         stream.thread_type = "AUTO"  # frame threads: decoding keeps ahead of the model
         self._stream = stream
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -182,7 +183,9 @@ class FrameStream:
                 return
             except StreamError as err:
                 reason = str(err)
-        raise StreamError(f"{self.source}: stream lost, {self.reconnected} reconnects "
+        # a file that needs seeking fails the same way every time: say so, and what fixes it
+        raise StreamError(unseekable_reason(self.source, self.timeout) or
+                          f"{self.source}: stream lost, {self.reconnected} reconnects "
                           f"failed: {reason}")
 
     def _decode_all(self, base_index: int) -> Iterator[Tuple[int, Frame]]:
@@ -220,6 +223,40 @@ class FrameStream:
                 return
             yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             index += 1
+
+
+def unseekable_reason(url: str, timeout: float = 10.0) -> Optional[str]:
+    """Why an ``http(s)`` MP4 cannot be read, when the cause is that the server answers no
+    range requests and the file keeps its index (``moov``) after its data, so the decoder would
+    have to seek; None when that is not the cause (or the server cannot be asked)."""
+    import struct
+    import urllib.request
+
+    if not url.lower().startswith(("http://", "https://")):
+        return None
+    try:
+        request = urllib.request.Request(url, headers={"Range": "bytes=0-65535"})
+        with urllib.request.urlopen(request, timeout=min(timeout, 5.0)) as response:
+            if response.status == 206:
+                return None  # range requests work: seeking is not the problem
+            head = response.read(65536)
+    except Exception:  # unreachable, refused...: the caller's own message stands
+        return None
+    offset = 0
+    while offset + 8 <= len(head):  # top-level boxes until the first mdat or moov
+        size, kind = struct.unpack(">I4s", head[offset:offset + 8])
+        if kind == b"moov":
+            return None
+        if kind == b"mdat":
+            return (f"{url}: cannot seek in this stream: the server does not answer HTTP range "
+                    f"requests and the MP4 keeps its index (moov) after the video data. Serve "
+                    f"it from a server with range requests, or rewrite it with the index first "
+                    f"(a \"faststart\" MP4: ffmpeg -i in.mp4 -c copy -movflags +faststart "
+                    f"out.mp4)")
+        if size < 8:
+            return None
+        offset += size
+    return None
 
 
 def _short(err: Exception) -> str:

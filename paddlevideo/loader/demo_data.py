@@ -123,7 +123,7 @@ def encode_h264(path: str, frames: np.ndarray, fps: float) -> None:
     the bytes depend only on the frames)."""
     import av
 
-    with av.open(path, "w") as container:
+    with av.open(path, "w", options={"movflags": "+faststart"}) as container:  # index first
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         stream.options = {"threads": "1", "crf": "20", "preset": "veryfast"}
