@@ -35,7 +35,6 @@ from ..utils.logger import get_logger
 from .checkpointing import (
     CheckpointError,
     CheckpointUnit,
-    complete_checkpoints,
     legacy_checkpoint,
     manifest_paths,
     read_manifest,
@@ -43,6 +42,7 @@ from .checkpointing import (
 
 logger = get_logger()
 
+_UNIT_RE = re.compile(r"_epoch_(\d{5,})(?:_iter_(\d{6,}))?\.json$")
 RESUME_VALUES = "auto, no, false, or the path of a checkpoint's .json manifest or .pdparams"
 
 # Keys that do not change what a run computes: where it writes, how it logs, when it resumes,
@@ -151,8 +151,15 @@ def check_output_dir(output_dir: str, model_name: str, identity: Dict[str, Any])
 def _explicit_epoch(epoch: int, output_dir: str, model_name: str,
                     identity: Dict[str, Any]) -> CheckpointUnit:
     manifest = os.path.join(output_dir, f"{model_name}_epoch_{epoch:05d}.json")
-    unit = read_manifest(manifest) if os.path.isfile(manifest) else \
-        legacy_checkpoint(output_dir, model_name, epoch)
+    try:  # the user chose this epoch: a unit that fails is an error, never a fallback
+        unit = read_manifest(manifest) if os.path.isfile(manifest) else \
+            legacy_checkpoint(output_dir, model_name, epoch)
+        if unit is not None:
+            unit.verify()
+    except CheckpointError as err:
+        raise ConfigError(f"resume_epoch={epoch}: {err}; choose another epoch, or -o "
+                          f"resume=auto for the newest unit that verifies",
+                          key="resume_epoch") from None
     if unit is None:
         stem = os.path.join(output_dir, f"{model_name}_epoch_{epoch:05d}")
         missing = next(f"{stem}{suffix}" for suffix in (".pdparams", ".pdopt")
@@ -172,6 +179,7 @@ def _unit_at(path: str, identity: Dict[str, Any]) -> CheckpointUnit:
                           f"without one is resumed with -o resume_epoch=N in its output_dir)")
     try:
         unit = read_manifest(manifest)
+        unit.verify()
     except CheckpointError as err:
         raise ConfigError(f"resume={path}: {err}") from None
     if unit.identity != identity:
@@ -181,8 +189,65 @@ def _unit_at(path: str, identity: Dict[str, Any]) -> CheckpointUnit:
     return unit
 
 
+def _unique_folder(output_dir: str, prefix: str) -> str:
+    """A new folder ``output_dir/<prefix>_<UTC time>[-N]``."""
+    folder = os.path.join(output_dir, time.strftime(f"{prefix}_%Y%m%d-%H%M%S", time.gmtime()))
+    suffix, target = 1, folder
+    while os.path.exists(target):
+        suffix, target = suffix + 1, f"{folder}-{suffix + 1}"
+    os.makedirs(target)
+    return target
+
+
+def _set_aside_unit(manifest: str, reason: str) -> None:
+    """Move a unit that fails its manifest (manifest, ``.pdparams``, ``.pdopt``) into
+    ``output_dir/corrupt_<UTC time>/``: never deleted, never resumed from or overwritten."""
+    output_dir, stem = os.path.dirname(manifest), manifest[:-len(".json")]
+    target = _unique_folder(output_dir, "corrupt")
+    for path in (stem + ".pdparams", stem + ".pdopt", manifest):
+        if os.path.isfile(path):
+            shutil.move(path, os.path.join(target, os.path.basename(path)))
+    logger.warning("resume=auto: set aside %s (moved to %s): %s", os.path.basename(manifest),
+                   target, reason)
+
+
+def _newest_first(output_dir: str, model_name: str) -> List[str]:
+    def position(path: str):
+        match = _UNIT_RE.search(path)
+        return (int(match.group(1)), int(match.group(2) or 0)) if match else (-1, -1)
+
+    return sorted(manifest_paths(output_dir, model_name), key=position, reverse=True)
+
+
+def newest_verified_unit(output_dir: str, model_name: str,
+                         set_aside: bool = True) -> Optional[CheckpointUnit]:
+    """The newest unit whose files match its manifest (sizes and SHA-256), checking newest
+    first; None when the folder has no manifest. The units newer than it that fail are moved
+    aside with a warning (``set_aside``: only the process that writes does so; the others
+    skip them). When none verifies, a :class:`ConfigError` says so and how to start over, and
+    nothing is moved."""
+    failed = []
+    for path in _newest_first(output_dir, model_name):
+        try:
+            unit = read_manifest(path)
+            unit.verify()
+        except CheckpointError as err:
+            failed.append((path, str(err)))
+            continue
+        for bad, reason in failed:
+            if set_aside:
+                _set_aside_unit(bad, reason)
+        return unit
+    if failed:
+        raise ConfigError(f"resume=auto: none of the {len(failed)} checkpoints in {output_dir} "
+                          f"verifies (the newest: {failed[0][1]}); -o resume=no starts over "
+                          f"(it moves them to {output_dir}/replaced_<time>/), or put back a "
+                          f"good copy", key="resume")
+    return None
+
+
 def resolve_resume(value: Any, resume_epoch: Any, output_dir: str, model_name: str,
-                   identity: Dict[str, Any]) -> ResumeDecision:
+                   identity: Dict[str, Any], set_aside: bool = True) -> ResumeDecision:
     """Decide, before any work, where training starts; every bad value is a ConfigError.
 
     ``resume_epoch=N`` (N >= 1) continues from epoch N's unit, or its legacy pair without a
@@ -192,8 +257,10 @@ def resolve_resume(value: Any, resume_epoch: Any, output_dir: str, model_name: s
     :func:`set_aside_checkpoints` on rank 0). Except with ``no`` or ``resume_epoch``, a folder
     holding another run's checkpoints is refused (:func:`check_output_dir`).
 
-    Call it on every process (it only reads) right after the config is resolved, with
-    ``run_identity(cfg)``.
+    Call it on every process right after the config is resolved, with ``run_identity(cfg)``
+    and ``set_aside`` true only on the process that writes (rank 0, holding the run lock):
+    ``resume=auto`` moves units that fail their manifest aside there
+    (:func:`newest_verified_unit`).
     """
     mode, epoch = _mode(value), _epoch_of(resume_epoch)
     if epoch and mode != "auto":
@@ -205,12 +272,12 @@ def resolve_resume(value: Any, resume_epoch: Any, output_dir: str, model_name: s
     check_output_dir(output_dir, model_name, identity)
     if mode == "path":
         return ResumeDecision("resume", _unit_at(value, identity))
-    units = complete_checkpoints(output_dir, model_name)
-    if not units:
+    unit = newest_verified_unit(output_dir, model_name, set_aside)
+    if unit is None:
         return ResumeDecision("fresh")
     logger.info("resume=auto: continuing from %s (epoch %d, iteration %d)",
-                units[-1].model_path, units[-1].epoch, units[-1].iteration)
-    return ResumeDecision("resume", units[-1])
+                unit.model_path, unit.epoch, unit.iteration)
+    return ResumeDecision("resume", unit)
 
 
 def set_aside_checkpoints(output_dir: str, model_name: str) -> Optional[str]:
@@ -224,11 +291,7 @@ def set_aside_checkpoints(output_dir: str, model_name: str) -> Optional[str]:
     names = [name for name in names if os.path.isfile(os.path.join(output_dir, name))]
     if not names:
         return None
-    folder = os.path.join(output_dir, time.strftime("replaced_%Y%m%d-%H%M%S", time.gmtime()))
-    suffix, target = 1, folder
-    while os.path.exists(target):
-        suffix, target = suffix + 1, f"{folder}-{suffix + 1}"
-    os.makedirs(target)
+    target = _unique_folder(output_dir, "replaced")
     for name in names:
         shutil.move(os.path.join(output_dir, name), os.path.join(target, name))
     logger.info("resume=no: moved %d earlier checkpoint files to %s", len(names), target)

@@ -53,6 +53,7 @@ from .plans import MultigridPlan, PlainPlan
 from .precise_bn import bn_layers, do_preciseBN
 from .progress import MetricWriter, TrainMeter, progress
 from .resume import ResumeDecision, resolve_resume, run_identity, set_aside_checkpoints
+from .run_lock import releases_run_lock, take_run_lock
 from .same_lists import check_same_lists
 from .static_graph import apply_to_static
 from .stopping import Interrupted, finish_stop, install_stop_request, stop_requested
@@ -335,8 +336,9 @@ def start_run(cfg: Dict[str, Any], parallel: bool, validate: bool, seed: Optiona
         cfg["seed"] = seed
     out_dir = output_dir_of(cfg)
     identity = run_identity(cfg)
+    take_run_lock(out_dir, rank, world_size)  # one run per folder; released by train_model
     decision = resolve_resume(cfg["resume"], cfg["resume_epoch"], out_dir, cfg["model_name"],
-                              identity)
+                              identity, set_aside=rank == 0)
     setup_logger(out_dir, rank, cfg["log_level"])
     logger.info("%s", run_header(cfg))  # the log's first lines: environment and resolved config
     if rank == 0:
@@ -403,6 +405,7 @@ def _resume_from_unit(run: TrainRun, stage: Stage) -> int:
     return updates * run.accum_steps
 
 
+@releases_run_lock
 def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bool = True,
                 validate: bool = True, use_amp: bool = False, amp_level: Optional[str] = None,
                 max_iters: Optional[int] = None, use_fleet: bool = False,
