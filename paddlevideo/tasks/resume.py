@@ -27,8 +27,8 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..utils.config import ConfigError
 from ..utils.logger import get_logger
@@ -66,6 +66,7 @@ class ResumeDecision:
 
     action: str
     unit: Optional[CheckpointUnit] = None
+    set_aside: List[str] = field(default_factory=list)  # warnings for the run's log
 
 
 def _without(tree: Any, dotted: Sequence[str]) -> Any:
@@ -199,7 +200,7 @@ def _unique_folder(output_dir: str, prefix: str) -> str:
     return target
 
 
-def _set_aside_unit(manifest: str, reason: str) -> None:
+def _set_aside_unit(manifest: str, reason: str) -> str:
     """Move a unit that fails its manifest (manifest, ``.pdparams``, ``.pdopt``) into
     ``output_dir/corrupt_<UTC time>/``: never deleted, never resumed from or overwritten."""
     output_dir, stem = os.path.dirname(manifest), manifest[:-len(".json")]
@@ -207,8 +208,7 @@ def _set_aside_unit(manifest: str, reason: str) -> None:
     for path in (stem + ".pdparams", stem + ".pdopt", manifest):
         if os.path.isfile(path):
             shutil.move(path, os.path.join(target, os.path.basename(path)))
-    logger.warning("resume=auto: set aside %s (moved to %s): %s", os.path.basename(manifest),
-                   target, reason)
+    return f"resume=auto: set aside {os.path.basename(manifest)} (moved to {target}): {reason}"
 
 
 def _newest_first(output_dir: str, model_name: str) -> List[str]:
@@ -219,13 +219,13 @@ def _newest_first(output_dir: str, model_name: str) -> List[str]:
     return sorted(manifest_paths(output_dir, model_name), key=position, reverse=True)
 
 
-def newest_verified_unit(output_dir: str, model_name: str,
-                         set_aside: bool = True) -> Optional[CheckpointUnit]:
+def newest_verified_unit(output_dir: str, model_name: str, set_aside: bool = True
+                         ) -> Tuple[Optional[CheckpointUnit], List[str]]:
     """The newest unit whose files match its manifest (sizes and SHA-256), checking newest
-    first; None when the folder has no manifest. The units newer than it that fail are moved
-    aside with a warning (``set_aside``: only the process that writes does so; the others
-    skip them). When none verifies, a :class:`ConfigError` says so and how to start over, and
-    nothing is moved."""
+    first (None when the folder has no manifest), and a warning for each newer unit that
+    failed. With ``set_aside`` (only on the process that writes; the others skip them) those
+    are moved into ``corrupt_<time>/``. When none verifies, a :class:`ConfigError` says so and
+    how to start over, and nothing is moved."""
     failed = []
     for path in _newest_first(output_dir, model_name):
         try:
@@ -234,16 +234,15 @@ def newest_verified_unit(output_dir: str, model_name: str,
         except CheckpointError as err:
             failed.append((path, str(err)))
             continue
-        for bad, reason in failed:
-            if set_aside:
-                _set_aside_unit(bad, reason)
-        return unit
+        if not set_aside:
+            return unit, []
+        return unit, [_set_aside_unit(bad, reason) for bad, reason in failed]
     if failed:
         raise ConfigError(f"resume=auto: none of the {len(failed)} checkpoints in {output_dir} "
                           f"verifies (the newest: {failed[0][1]}); -o resume=no starts over "
                           f"(it moves them to {output_dir}/replaced_<time>/), or put back a "
                           f"good copy", key="resume")
-    return None
+    return None, []
 
 
 def resolve_resume(value: Any, resume_epoch: Any, output_dir: str, model_name: str,
@@ -272,12 +271,12 @@ def resolve_resume(value: Any, resume_epoch: Any, output_dir: str, model_name: s
     check_output_dir(output_dir, model_name, identity)
     if mode == "path":
         return ResumeDecision("resume", _unit_at(value, identity))
-    unit = newest_verified_unit(output_dir, model_name, set_aside)
+    unit, notes = newest_verified_unit(output_dir, model_name, set_aside)
     if unit is None:
         return ResumeDecision("fresh")
     logger.info("resume=auto: continuing from %s (epoch %d, iteration %d)",
                 unit.model_path, unit.epoch, unit.iteration)
-    return ResumeDecision("resume", unit)
+    return ResumeDecision("resume", unit, notes)
 
 
 def set_aside_checkpoints(output_dir: str, model_name: str) -> Optional[str]:

@@ -341,6 +341,8 @@ def start_run(cfg: Dict[str, Any], parallel: bool, validate: bool, seed: Optiona
                               identity, set_aside=rank == 0)
     setup_logger(out_dir, rank, cfg["log_level"])
     logger.info("%s", run_header(cfg))  # the log's first lines: environment and resolved config
+    for note in decision.set_aside:  # units that failed their manifest (resume=auto)
+        logger.warning("%s", note)
     if rank == 0:
         if decision.action == "start_over":
             moved = set_aside_checkpoints(out_dir, cfg["model_name"])
