@@ -43,6 +43,8 @@ _NO_FLOCK = (errno.ENOLCK, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
 class RunLockedError(ConfigError):
     """The output folder is in use by another run (the message names it)."""
 
+    cli_prefix = "Error"  # not a mistake in the config
+
 
 def _describe_holder(holder: Dict[str, Any]) -> str:
     if not holder:

@@ -38,7 +38,7 @@ from ..utils.config import ConfigError, check_config, dump_config
 from ..utils.dist import all_reduce_sum, collective, get_rank, get_world_size, init_distributed
 from ..utils.fileio import remove_stale_temporaries
 from ..utils.logger import get_logger, setup_logger
-from ..utils.profiler import profiler_step
+from ..utils.profiler import finish_profiler, profiler_step
 from ..utils.run_info import run_header
 from .amp import AmpContext
 from .checkpointing import (
@@ -458,6 +458,7 @@ def train_model(cfg: Dict[str, Any], weights: Optional[str] = None, parallel: bo
         if run.stop is not None:
             run.stop.restore()
         run.writer.close()
+        finish_profiler()  # -p: a range that training ended inside is written as it is
     logger.info("Training finished: best top1 %.4f, outputs in %s", run.best_top1, run.out_dir)
     return {"best_top1": run.best_top1, "last_checkpoint": run.last_checkpoint,
             "output_dir": run.out_dir, "model": unwrap(stage.model)}
