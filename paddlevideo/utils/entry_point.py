@@ -1,7 +1,8 @@
 """How every command-line entry point ends a failure: one line, or a traceback for a bug.
 
 A failure a user can cause or meet (a config, a file, the disk, a peer process, a signal) ends
-with one line on stderr and an exit code: 2 for bad input, 1 for a run that failed, 128 + N for
+with its message on stderr (one line, or a line and the list it names: missing keys, say)
+and an exit code: 2 for bad input, 1 for a run that failed, 128 + N for
 signal N. The traceback of such a failure goes only to the run's log file, when it has one.
 Anything else is a bug: its traceback is printed, followed by a line asking for a report.
 
@@ -63,16 +64,17 @@ def exit_code_of(err: BaseException,
     return None
 
 
-def one_line(err: BaseException) -> str:
-    """The message of ``err`` on one line (a multi-line message's lines joined by ``; ``)."""
+def message_of(err: BaseException) -> str:
+    """What to print for ``err``: its message (an OSError's without ``[Errno N]``, with the
+    file it names)."""
     if isinstance(err, KeyboardInterrupt):
         return "interrupted (Ctrl-C)"
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    text = lines[0].rstrip(":") + (": " + "; ".join(lines[1:]) if len(lines) > 1 else "") \
-        if lines else type(err).__name__
-    if isinstance(err, OSError) and err.filename and str(err.filename) not in text:
-        text += f": {err.filename}"
-    return text
+    if isinstance(err, OSError) and err.strerror:
+        text = err.strerror
+        if err.filename is not None and str(err.filename) not in text:
+            text += f": {err.filename}"
+        return text
+    return str(err).strip() or type(err).__name__
 
 
 def _log_files() -> list:
@@ -85,7 +87,7 @@ def _log_details(err: BaseException) -> Optional[str]:
     if not files:
         return None
     record = get_logger().makeRecord(get_logger().name, logging.ERROR, __file__, 0,
-                                     "The run failed: %s", (one_line(err),),
+                                     "The run failed: %s", (message_of(err),),
                                      (type(err), err, err.__traceback__))
     for handler in files:
         handler.handle(record)
@@ -110,7 +112,7 @@ def run_entry_point(work: Callable[[], int],
             print(f"Internal error ({type(err).__name__}): this is a bug, not a problem with "
                   f"your input; please report it with the command{where}", file=sys.stderr)
             return FAILED_RUN
-        print(_prefix(err, code) + one_line(err)
+        print(_prefix(err, code) + message_of(err)
               + (f" (details in {log})" if log and not isinstance(err, ConfigError) else ""),
               file=sys.stderr, flush=True)
         return code
