@@ -104,7 +104,8 @@ def run_entry_point(work: Callable[[], int],
         raise
     except BaseException as err:  # noqa: BLE001 - every failure is reported once, here
         code = exit_code_of(err, known)
-        log = _log_details(err)
+        # a stop on a signal is no failure: the loop has logged where it resumes from
+        log = _log_details(err) if code is None or code < 128 else None
         if code is None or os.environ.get(DEBUG_ENV) == "1":
             traceback.print_exc()
         if code is None:
