@@ -47,8 +47,8 @@ class RunLockedError(ConfigError):
 
 
 def _describe_holder(holder: Dict[str, Any]) -> str:
-    if not holder:
-        return "an unknown process (the lock file is empty)"
+    if not holder:  # it has locked the file and not yet written it
+        return "a run that is starting (the lock file is still empty)"
     return (f"PID {holder.get('pid')} on {holder.get('host')}, started "
             f"{holder.get('started')}: {holder.get('command')}")
 
