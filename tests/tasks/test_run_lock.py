@@ -75,13 +75,13 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_the_first_is_unharmed(ti
         _wait_for(str(gate) + ".reached")  # the first run is training, holding the folder
         holder = json.loads((out / LOCK_NAME).read_text())
         assert (holder["pid"], holder["host"]) == (first.pid, socket.gethostname())
-        assert "main.py" in holder["command"] or "run_main.py" in holder["command"]
+        assert "run_main.py -c " in holder["command"]
         before = _listing(out)
         log_before = (out / "train.log").read_text()
-        started = time.monotonic()
+        # the first run waits at its gate until this returns: the second was refused while the
+        # first held the folder, not after it ended
         second = subprocess.run(_command(tmp_path, tiny_dataset, out), cwd=REPO_ROOT, env=env,
                                 capture_output=True, text=True, timeout=300)
-        assert time.monotonic() - started < 60  # refused at once, not after training
         assert second.returncode == 2, second.stderr[-3000:]
         assert "Traceback" not in second.stderr
         lines = second.stderr.strip().splitlines()
