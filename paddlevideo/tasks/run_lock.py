@@ -30,6 +30,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from ..utils.config import ConfigError
+from ..utils.fileio import FileWriteError
 from ..utils.logger import get_logger
 
 logger = get_logger()
@@ -112,9 +113,9 @@ def _open_lock_file(path: str) -> int:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as err:
-        raise ConfigError(f"output_dir {os.path.dirname(path)}: cannot create the run lock "
-                          f"{path}: {err.strerror or err}") from None
+    except OSError as err:  # a read-only or full file system: its errno decides the exit code
+        raise FileWriteError(err.errno, f"output_dir {os.path.dirname(path)}: cannot create "
+                                        f"the run lock {path}: {err.strerror or err}") from None
 
 
 def _lock_or_refuse(fd: int, path: str) -> Optional[str]:
@@ -142,9 +143,10 @@ def _lock_or_refuse(fd: int, path: str) -> Optional[str]:
 
 def acquire_run_lock(output_dir: str, command: Optional[List[str]] = None) -> RunLock:
     """Lock ``output_dir`` for this process; :class:`RunLockedError` naming the holder when
-    another run has it. A lock file left by a run that has ended is taken over with a warning.
-    A lock this process already holds on the folder (an earlier call that failed before
-    releasing) is released and taken again."""
+    another run has it, a :class:`FileWriteError` when the lock file cannot be written. A lock
+    file left by a run that has ended is taken over with a warning. A lock this process already
+    holds on the folder (an earlier call that failed before releasing) is released and taken
+    again."""
     path = os.path.join(os.path.abspath(output_dir), LOCK_NAME)
     if path in _HELD:
         _HELD[path].release()
@@ -176,8 +178,8 @@ def acquire_run_lock(output_dir: str, command: Optional[List[str]] = None) -> Ru
         os.fsync(fd)
     except OSError as err:
         os.close(fd)
-        raise ConfigError(f"output_dir {output_dir}: cannot write the run lock {path}: "
-                          f"{err.strerror or err}") from None
+        raise FileWriteError(err.errno, f"output_dir {output_dir}: cannot write the run lock "
+                                        f"{path}: {err.strerror or err}") from None
     lock = RunLock(path, fd, holder)
     _HELD[path] = lock
     return lock
@@ -190,7 +192,7 @@ def take_run_lock(output_dir: str, rank: int, world_size: int) -> Optional[RunLo
     if rank == 0:
         try:
             lock = acquire_run_lock(output_dir)
-        except ConfigError as err:
+        except (ConfigError, OSError) as err:
             error = err
     if world_size > 1:
         import numpy as np

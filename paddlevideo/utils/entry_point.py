@@ -98,6 +98,8 @@ def run_entry_point(work: Callable[[], int],
                     known: Optional[Mapping[type, int]] = None) -> int:
     """Call ``work()`` and return its exit status; a failure is reported as the module says.
     ``known`` maps an entry point's own user-facing error types to their exit codes."""
+    # a full disk under the log file must not print a traceback for every log line
+    logging.raiseExceptions = False
     try:
         return work()
     except SystemExit:

@@ -128,6 +128,8 @@ CASES = [
     ("train: read-only output folder", lambda a, p: _train(a, p["read_only"] / "run"),
      2, "cannot create the run lock"),
     ("train: disk full", lambda a, p: _train(a, p["small"] / "run"), 1, "No space left"),
+    ("train: disk full at the start", lambda a, p: _train(a, p["full"] / "run"),
+     1, "No space left"),
     ("train: corrupt manifest", lambda a, p: _train(a, a["root"] / "corrupt_run"),
      2, "not a checkpoint manifest"),
     ("multigrid: a schedule it cannot rewrite", lambda a, p: _train(a, p["root"] / "m",

@@ -152,10 +152,10 @@ def test_a_lock_file_of_a_dead_process_without_os_lock_is_taken_over(tmp_path, c
     again.release()
 
 
-def test_a_read_only_folder_is_one_line(tmp_path):
-    from paddlevideo.utils.config import ConfigError
+def test_a_folder_that_cannot_be_made_is_named(tmp_path):
+    from paddlevideo.utils.fileio import FileWriteError
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(ConfigError, match="cannot create the run lock"):
+    with pytest.raises(FileWriteError, match=f"cannot create the run lock {blocker}/out/"):
         acquire_run_lock(str(blocker / "out"))
