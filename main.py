@@ -115,17 +115,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     if problem:
         print(f"Error: {problem}", file=sys.stderr)
         return 2
-    from paddlevideo.tasks.stopping import TrainingStopped
-    from paddlevideo.utils.config import ConfigError
+    from paddlevideo.loader import BadVideoError, VideoDecodeError
+    from paddlevideo.loader.dataset.list_file import ListFileError
+    from paddlevideo.tasks.same_lists import ListMismatchError
+    from paddlevideo.tasks.train import TrainingDivergedError
+    from paddlevideo.utils.entry_point import run_entry_point
 
-    try:
-        return run(args)
-    except ConfigError as err:  # every config mistake, at any depth: one line, exit 2
-        print(f"Config error: {err}", file=sys.stderr)
-        return 2
-    except TrainingStopped as stop:  # SIGTERM/SIGINT: a resumable checkpoint was written
-        print(str(stop), file=sys.stderr)
-        return stop.exit_code
+    # a config mistake: one line, exit 2; a stop on SIGTERM/SIGINT (a resumable checkpoint was
+    # written): 128 + N; every other failure a user can meet: one line (paddlevideo.utils.
+    # entry_point), its traceback in train.log
+    return run_entry_point(lambda: run(args), {
+        ListFileError: 2, ListMismatchError: 2, VideoDecodeError: 1, BadVideoError: 1,
+        TrainingDivergedError: 1})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -116,4 +116,6 @@ class _Serial:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from paddlevideo.utils.entry_point import run_entry_point
+
+    sys.exit(run_entry_point(main, {ListFileError: 2}))

@@ -86,16 +86,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     from paddlevideo.convert.slowfast import ConversionError
     from paddlevideo.convert.torch_format import TorchFormatError
     from paddlevideo.utils.config import ConfigError
+    from paddlevideo.utils.entry_point import run_entry_point
 
-    try:
-        return convert(args)
-    except ConfigError as err:
-        print(f"Config error: {err}", file=sys.stderr)
-        return 2
-    except (ConversionError, TorchFormatError, ValueError, OSError) as err:
-        # OSError: the output could not be written (FileWriteError names the file)
-        print(f"ERROR: {err}", file=sys.stderr)
-        return 1
+    # a source that cannot be converted or an output that cannot be written (FileWriteError
+    # names the file): exit 1; a config error: 2
+    return run_entry_point(lambda: convert(args), {
+        ConfigError: 2, ConversionError: 1, TorchFormatError: 1, ValueError: 1, OSError: 1})
 
 
 if __name__ == "__main__":

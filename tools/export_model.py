@@ -46,13 +46,13 @@ def main(argv=None) -> int:
     # Paddle warns at import about a compiler cache that only matters for custom C++ ops.
     warnings.filterwarnings("ignore", message="No ccache found")
 
-    from paddlevideo.utils.config import ConfigError
+    from paddlevideo.inference.engines import EngineError
+    from paddlevideo.inference.export import ExportError
+    from paddlevideo.utils.entry_point import run_entry_point
 
-    try:
-        return export(args)
-    except ConfigError as err:
-        print(f"Config error: {err}", file=sys.stderr)
-        return 2
+    # one line for every failure a user can meet: a config (2), weights (2), disk (1), an
+    # exported model that cannot be read back (a file cut short: 1)
+    return run_entry_point(lambda: export(args), {ExportError: 1, EngineError: 1})
 
 
 def export(args: argparse.Namespace) -> int:
@@ -63,7 +63,7 @@ def export(args: argparse.Namespace) -> int:
     )
     from paddlevideo.modeling import build_model
     from paddlevideo.utils import get_config
-    from paddlevideo.utils.checkpoint import CheckpointError, load_weights
+    from paddlevideo.utils.checkpoint import load_weights
 
     cfg = get_config(args.config, overrides=args.override)
     save_name = args.save_name or cfg["model_name"]
@@ -73,11 +73,7 @@ def export(args: argparse.Namespace) -> int:
     print(f"Building model ({save_name}) from {args.config}...")
     model = build_model(cfg.MODEL)
     print(f"Loading params from {args.pretrained_params}...")
-    try:
-        load_weights(model, args.pretrained_params)
-    except CheckpointError as err:
-        print(f"Error: {err}", file=sys.stderr)
-        return 1
+    load_weights(model, args.pretrained_params)  # a missing or unfit file: one line, exit 2
     model.eval()
     paths = export_inference_model(model, cfg, args.output_path, save_name, args.format)
     print(f"Saved {args.format} model with inputs slow_input {shapes.slow_shape()} and "

@@ -200,6 +200,14 @@ def main(argv=None) -> int:
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
     # Paddle warns at import about a compiler cache that only matters for custom C++ ops.
     warnings.filterwarnings("ignore", message="No ccache found")
+    from paddlevideo.utils.entry_point import run_entry_point
+
+    # every failure a user can meet is one line (exit 2 bad input, 1 failed run, 130 Ctrl-C)
+    return run_entry_point(lambda: predict(args))
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Predict every input as the flags say; returns the exit status."""
     from paddlevideo.inference import list_videos
     from paddlevideo.inference.engines import EngineError
     from paddlevideo.inference.labels import LabelMapError

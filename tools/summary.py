@@ -77,15 +77,14 @@ def summarize(cfg, with_flops: bool) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
-    from paddlevideo.utils import ConfigError, get_config
+    from paddlevideo.utils import get_config
+    from paddlevideo.utils.entry_point import run_entry_point
 
-    try:
-        cfg = get_config(args.config, overrides=args.override)
-    except ConfigError as err:
-        print(f"Config error: {err}", file=sys.stderr)
-        return 2
-    print(summarize(cfg, args.flops))
-    return 0
+    def work() -> int:
+        print(summarize(get_config(args.config, overrides=args.override), args.flops))
+        return 0
+
+    return run_entry_point(work)  # a config error: one line, exit 2
 
 
 if __name__ == "__main__":

@@ -41,6 +41,12 @@ def check_timeline_args(args: argparse.Namespace) -> Optional[str]:
             VIDEO_SUFFIXES):
         return f"--output_video {args.output_video}: expected a file ending in " \
                f"{', '.join(VIDEO_SUFFIXES)}"
+    for flag, target in (("--output_video", args.output_video),
+                         ("--output_timeline_png", args.output_timeline_png)):
+        # a read-only place fails only at the first frame written, deep in the encoder
+        folder = target if target and several else os.path.dirname(os.path.abspath(target or "."))
+        if target and os.path.isdir(folder) and not os.access(folder, os.W_OK):
+            return f"{flag} {target}: folder {folder} is not writable"
     return None
 
 

@@ -443,6 +443,10 @@ def read_multigrid_settings(cfg: Any) -> MultigridSettings:
                                   mg["short_cycle_factors"]
                                   or section_defaults("MULTIGRID")["short_cycle_factors"]),
         epochs=epochs, val_interval=int(cfg.get("val_interval", 1) or 1), lr=lr)
+    if not lr.steps or not lr.lrs:  # a cosine schedule has neither: nothing to rewrite
+        raise ConfigError("multigrid training needs a piecewise LR: OPTIMIZER.learning_rate."
+                          "steps and .lrs (CustomWarmupPiecewiseDecay, as in "
+                          "slowfast_multigrid.yaml)", key="OPTIMIZER.learning_rate")
     if settings.long_cycle and len(lr.steps) < 2:
         raise ConfigError("MULTIGRID.LONG_CYCLE needs a piecewise LR: "
                           "OPTIMIZER.learning_rate.steps must list at least two epochs")

@@ -88,6 +88,14 @@ class CheckpointLayout:
         return [os.path.join(self.output_dir, name) for name in self._names()
                 if name.startswith(prefix) and _MANIFEST_RE.search(name)]
 
+    def manifests_newest_first(self) -> List[str]:
+        """:meth:`manifests` ordered by the point each unit saved, newest first."""
+        def position(path: str) -> Tuple[int, int]:
+            match = _MANIFEST_RE.search(path)
+            return (int(match.group(1)), int(match.group(2) or 0)) if match else (-1, -1)
+
+        return sorted(self.manifests(), key=position, reverse=True)
+
     def legacy_unit(self, epoch: int) -> Optional[CheckpointUnit]:
         """Epoch ``epoch``'s ``.pdparams`` + ``.pdopt`` pair (manifest or not), if both exist."""
         paths = self.unit_paths(epoch)

@@ -7,7 +7,8 @@ The option string has PaddleVideo's format and defaults::
 ``batch_range=[a,b]`` profiles iterations ``a`` to ``b - 1`` (counted over the whole run, from
 0); when iteration ``b`` starts, the trace is written to ``profile_path`` (Chrome tracing JSON,
 for chrome://tracing), the summary table is printed and, with ``exit_on_finished=True`` (the
-default), the process ends with status 0. A run shorter than ``b`` iterations writes no profile.
+default), the process ends with status 0. A run that ends before iteration ``b`` writes what was
+recorded when training ends, with a line saying that the range end was not reached.
 """
 from __future__ import annotations
 
@@ -132,7 +133,22 @@ class TrainingProfiler:
                                            on_trace_ready=lambda prof: None, timer_only=False)
         self._profiler.start()
 
-    def finish(self) -> None:
+    def close(self) -> None:
+        """Training ended: write what was recorded when it ended inside ``batch_range``, and
+        say so when the range end (or start) was never reached."""
+        start, end = self.options.batch_range
+        if self.step_id >= end and self._profiler is None:
+            return  # finished as asked
+        if self._profiler is None:
+            print(f"Profiler: training ended after {self.step_id} iterations, before "
+                  f"batch_range start {start}; nothing was profiled", flush=True)
+            return
+        print(f"Profiler: training ended after {self.step_id} iterations, before the "
+              f"batch_range end {end} was reached; writing iterations {start}-"
+              f"{self.step_id - 1}", flush=True)
+        self.finish(exit_when_done=False)
+
+    def finish(self, exit_when_done: bool = True) -> None:
         """Stop, write the trace to ``profile_path``, print the summary; exit if asked to."""
         if self._profiler is None:
             return
@@ -147,6 +163,7 @@ class TrainingProfiler:
         # Paddle allows one profiler per process: release this one before another can start.
         del profiler
         start, end = self.options.batch_range
-        print(f"Profile of iterations {start}-{end - 1} written to {path}", flush=True)
-        if self.options.exit_on_finished:
+        print(f"Profile of iterations {start}-{min(end, self.step_id) - 1} written to {path}",
+              flush=True)
+        if self.options.exit_on_finished and exit_when_done:
             sys.exit(0)

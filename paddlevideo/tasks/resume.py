@@ -26,8 +26,8 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..utils.config import ConfigError
 from ..utils.logger import get_logger
@@ -35,7 +35,6 @@ from .checkpointing import (
     CheckpointError,
     CheckpointLayout,
     CheckpointUnit,
-    complete_checkpoints,
     manifest_paths,
     read_manifest,
 )
@@ -65,6 +64,7 @@ class ResumeDecision:
 
     action: str
     unit: Optional[CheckpointUnit] = None
+    set_aside: List[str] = field(default_factory=list)  # warnings for the run's log
 
 
 def _without(tree: Any, dotted: Sequence[str]) -> Any:
@@ -143,8 +143,15 @@ def _explicit_epoch(epoch: int, output_dir: str, model_name: str,
                     identity: Dict[str, Any]) -> CheckpointUnit:
     layout = CheckpointLayout(output_dir, model_name)
     paths = layout.unit_paths(epoch)
-    unit = read_manifest(paths["manifest"]) if os.path.isfile(paths["manifest"]) else \
-        layout.legacy_unit(epoch)
+    try:  # the user chose this epoch: a unit that fails is an error, never a fallback
+        unit = read_manifest(paths["manifest"]) if os.path.isfile(paths["manifest"]) else \
+            layout.legacy_unit(epoch)
+        if unit is not None:
+            unit.verify()
+    except CheckpointError as err:
+        raise ConfigError(f"resume_epoch={epoch}: {err}; choose another epoch, or -o "
+                          f"resume=auto for the newest unit that verifies",
+                          key="resume_epoch") from None
     if unit is None:
         missing = next(paths[role] for role in ("model", "state")
                        if not os.path.isfile(paths[role]))
@@ -163,6 +170,7 @@ def _unit_at(path: str, identity: Dict[str, Any]) -> CheckpointUnit:
                           f"without one is resumed with -o resume_epoch=N in its output_dir)")
     try:
         unit = read_manifest(manifest)
+        unit.verify()
     except CheckpointError as err:
         raise ConfigError(f"resume={path}: {err}") from None
     if unit.identity != identity:
@@ -172,8 +180,55 @@ def _unit_at(path: str, identity: Dict[str, Any]) -> CheckpointUnit:
     return unit
 
 
+def _unique_folder(output_dir: str, prefix: str) -> str:
+    """A new folder ``output_dir/<prefix>_<UTC time>[-N]``."""
+    folder = os.path.join(output_dir, time.strftime(f"{prefix}_%Y%m%d-%H%M%S", time.gmtime()))
+    suffix, target = 1, folder
+    while os.path.exists(target):
+        suffix, target = suffix + 1, f"{folder}-{suffix + 1}"
+    os.makedirs(target)
+    return target
+
+
+def _set_aside_unit(manifest: str, reason: str) -> str:
+    """Move a unit that fails its manifest (manifest, ``.pdparams``, ``.pdopt``) into
+    ``output_dir/corrupt_<UTC time>/``: never deleted, never resumed from or overwritten."""
+    output_dir, stem = os.path.dirname(manifest), manifest[:-len(".json")]
+    target = _unique_folder(output_dir, "corrupt")
+    for path in (stem + ".pdparams", stem + ".pdopt", manifest):
+        if os.path.isfile(path):
+            shutil.move(path, os.path.join(target, os.path.basename(path)))
+    return f"resume=auto: set aside {os.path.basename(manifest)} (moved to {target}): {reason}"
+
+
+def newest_verified_unit(output_dir: str, model_name: str, set_aside: bool = True
+                         ) -> Tuple[Optional[CheckpointUnit], List[str]]:
+    """The newest unit whose files match its manifest (sizes and SHA-256), checking newest
+    first (None when the folder has no manifest), and a warning for each newer unit that
+    failed. With ``set_aside`` (only on the process that writes; the others skip them) those
+    are moved into ``corrupt_<time>/``. When none verifies, a :class:`ConfigError` says so and
+    how to start over, and nothing is moved."""
+    failed = []
+    for path in CheckpointLayout(output_dir, model_name).manifests_newest_first():
+        try:
+            unit = read_manifest(path)
+            unit.verify()
+        except CheckpointError as err:
+            failed.append((path, str(err)))
+            continue
+        if not set_aside:
+            return unit, []
+        return unit, [_set_aside_unit(bad, reason) for bad, reason in failed]
+    if failed:
+        raise ConfigError(f"resume=auto: none of the {len(failed)} checkpoints in {output_dir} "
+                          f"verifies (the newest: {failed[0][1]}); -o resume=no starts over "
+                          f"(it moves them to {output_dir}/replaced_<time>/), or put back a "
+                          f"good copy", key="resume")
+    return None, []
+
+
 def resolve_resume(value: Any, resume_epoch: Any, output_dir: str, model_name: str,
-                   identity: Dict[str, Any]) -> ResumeDecision:
+                   identity: Dict[str, Any], set_aside: bool = True) -> ResumeDecision:
     """Decide, before any work, where training starts; every bad value is a ConfigError.
 
     ``resume_epoch=N`` (N >= 1) continues from epoch N's unit, or its legacy pair without a
@@ -183,8 +238,10 @@ def resolve_resume(value: Any, resume_epoch: Any, output_dir: str, model_name: s
     :func:`set_aside_checkpoints` on rank 0). Except with ``no`` or ``resume_epoch``, a folder
     holding another run's checkpoints is refused (:func:`check_output_dir`).
 
-    Call it on every process (it only reads) right after the config is resolved, with
-    ``run_identity(cfg)``.
+    Call it on every process right after the config is resolved, with ``run_identity(cfg)``
+    and ``set_aside`` true only on the process that writes (rank 0, holding the run lock):
+    ``resume=auto`` moves units that fail their manifest aside there
+    (:func:`newest_verified_unit`).
     """
     mode, epoch = _mode(value), _epoch_of(resume_epoch)
     if epoch and mode != "auto":
@@ -196,12 +253,12 @@ def resolve_resume(value: Any, resume_epoch: Any, output_dir: str, model_name: s
     check_output_dir(output_dir, model_name, identity)
     if mode == "path":
         return ResumeDecision("resume", _unit_at(value, identity))
-    units = complete_checkpoints(output_dir, model_name)
-    if not units:
+    unit, notes = newest_verified_unit(output_dir, model_name, set_aside)
+    if unit is None:
         return ResumeDecision("fresh")
     logger.info("resume=auto: continuing from %s (epoch %d, iteration %d)",
-                units[-1].model_path, units[-1].epoch, units[-1].iteration)
-    return ResumeDecision("resume", units[-1])
+                unit.model_path, unit.epoch, unit.iteration)
+    return ResumeDecision("resume", unit, notes)
 
 
 def set_aside_checkpoints(output_dir: str, model_name: str) -> Optional[str]:
@@ -212,11 +269,7 @@ def set_aside_checkpoints(output_dir: str, model_name: str) -> Optional[str]:
              CheckpointLayout(output_dir, model_name).run_files()]
     if not names:
         return None
-    folder = os.path.join(output_dir, time.strftime("replaced_%Y%m%d-%H%M%S", time.gmtime()))
-    suffix, target = 1, folder
-    while os.path.exists(target):
-        suffix, target = suffix + 1, f"{folder}-{suffix + 1}"
-    os.makedirs(target)
+    target = _unique_folder(output_dir, "replaced")
     for name in names:
         shutil.move(os.path.join(output_dir, name), os.path.join(target, name))
     logger.info("resume=no: moved %d earlier checkpoint files to %s", len(names), target)

@@ -26,6 +26,7 @@ from .plans import MultigridPlan, PlainPlan, Plan, multigrid_run_config
 from .progress import MetricWriter
 from .resume import ResumeDecision, resolve_resume, run_identity, set_aside_checkpoints
 from .run_info import run_header
+from .run_lock import take_run_lock
 from .same_lists import check_same_lists
 
 logger = get_logger()
@@ -118,10 +119,13 @@ def start_run(cfg: Dict[str, Any], options: TrainOptions) -> Tuple[TrainRun, Pla
     cfg, plan, lr_message = resolve_run(cfg, options, world_size)
     out_dir = output_dir_of(cfg)
     identity = run_identity(cfg)
+    take_run_lock(out_dir, rank, world_size)  # one run per folder; released by train()
     decision = resolve_resume(cfg["resume"], cfg["resume_epoch"], out_dir, cfg["model_name"],
-                              identity)
+                              identity, set_aside=rank == 0)
     setup_logger(out_dir, rank, cfg["log_level"])
     logger.info("%s", run_header(cfg))  # the log's first lines: environment and resolved config
+    for note in decision.set_aside:  # units that failed their manifest (resume=auto)
+        logger.warning("%s", note)
     if rank == 0:
         if decision.action == "start_over":
             moved = set_aside_checkpoints(out_dir, cfg["model_name"])

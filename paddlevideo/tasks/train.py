@@ -48,6 +48,7 @@ from .precise_bn import bn_layers, do_preciseBN
 from .profiler import TrainingProfiler
 from .progress import TrainMeter, progress
 from .run import TrainRun, seed_everything, start_run
+from .run_lock import releases_run_lock
 from .stopping import Interrupted, finish_stop, install_stop_request, stop_requested
 
 logger = get_logger()
@@ -314,6 +315,7 @@ def _resume_from_unit(run: TrainRun, stage: Stage) -> int:
     return updates * run.accum_steps
 
 
+@releases_run_lock
 def train(cfg: Dict[str, Any], options: TrainOptions) -> Dict[str, Any]:
     """Train the checked ``cfg`` as ``options`` say (:func:`train_model` has the details);
     returns best_top1, last_checkpoint, output_dir and model."""
@@ -346,6 +348,8 @@ def train(cfg: Dict[str, Any], options: TrainOptions) -> Dict[str, Any]:
         if run.stop is not None:
             run.stop.restore()
         run.writer.close()
+        if run.options.profiler is not None:  # -p: a range training ended inside is written
+            run.options.profiler.close()
     logger.info("Training finished: best top1 %.4f, outputs in %s", run.best_top1, run.out_dir)
     return {"best_top1": run.best_top1, "last_checkpoint": run.last_checkpoint,
             "output_dir": run.out_dir, "model": unwrap(stage.model)}

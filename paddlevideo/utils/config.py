@@ -9,7 +9,7 @@ import yaml
 
 from . import schema
 from .errors import ConfigError, nearest_names
-from .fileio import write_text_atomic
+from .fileio import read_utf8_lines, write_text_atomic
 
 __all__ = ["AttrDict", "ConfigError", "get_config", "override_config", "dump_config"]
 
@@ -94,8 +94,8 @@ def to_plain(obj: Any) -> Any:
 def _load_yaml(path: str) -> Dict[str, Any]:
     if not os.path.isfile(path):
         raise ConfigError(f"Config file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    # a file saved as GBK or a binary file: one line naming the file and line, not a traceback
+    text = "\n".join(read_utf8_lines(path, ConfigError))
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

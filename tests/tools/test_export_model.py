@@ -73,7 +73,7 @@ def test_weights_that_do_not_fit_are_a_clear_error(tmp_path, capsys):
     # Small-width weights against the full-width 4x16 config.
     args = ["-c", str(CONFIG_4X16), "-p", str(small_weights()), "-o", str(tmp_path / "x"),
             "--format", "json"]
-    assert load_tool().main(args) == 1
+    assert load_tool().main(args) == 2  # bad input: the weights
     err = capsys.readouterr().err
     assert "does not fit the model" in err and "shape mismatch" in err
     assert str(small_weights()) in err
