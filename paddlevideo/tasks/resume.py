@@ -47,7 +47,7 @@ RESUME_VALUES = "auto, no, false, or the path of a checkpoint's .json manifest o
 # how fast it loads data, and the sections only testing/export read. The seed is kept apart.
 RUN_INDEPENDENT_KEYS: Sequence[str] = (
     "resume", "resume_epoch", "output_dir", "log_level", "log_interval", "device", "use_gpu",
-    "dist_timeout",
+    "dist_timeout", "cpu_fast_path", "to_static",  # how the backbone runs, not what it computes
     "save_interval", "val_interval", "seed", "DATASET.num_workers", "DATASET.use_shared_memory",
     "DATASET.test", "DATASET.test_batch_size", "PIPELINE.test", "INFERENCE", "label_file",
 )

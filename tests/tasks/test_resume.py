@@ -34,7 +34,8 @@ def test_run_identity_ignores_keys_that_do_not_change_the_run():
     assert base["seed"] == 7 and len(base["config_hash"]) == 16
     for same in (dict(output_dir="elsewhere"), dict(log_interval=1), dict(resume="auto"),
                  dict(resume_epoch=3), dict(DATASET__num_workers=0),
-                 dict(DATASET__test={"file_path": "other.list"})):
+                 dict(DATASET__test={"file_path": "other.list"}), dict(cpu_fast_path="dygraph"),
+                 dict(to_static=True)):
         assert run_identity(_cfg(**same)) == base, same
     for other in (dict(seed=8), dict(epochs=5), dict(DATASET__batch_size=4),
                   dict(OPTIMIZER__learning_rate={"cosine_base_lr": 0.2})):
