@@ -6,8 +6,11 @@
         --params_file inference/SlowFast/SlowFast.pdiparams --use_gpu=False --use_tensorrt=False
 
 Prints, per video, ``Current video file``, ``top-k class``, ``top-k score`` and the class name;
-``--output results.json`` also writes every result as JSON. Exit status 1 if any video failed,
-2 for arguments that cannot work (checked before any work). ``--help`` lists every option.
+``--output results.json`` also writes every result as JSON. ``--timeline`` (or a URL, camera
+index or ``-`` as input) slides the clip window over the whole video: windows, segments, a CSV,
+annotated videos and pictures. The engine (``--engine``, ``--precision``) is printed once on
+stderr. Exit status 1 if any video failed, 2 for arguments that cannot work (checked before any
+work), 130 after Ctrl-C. ``--help`` lists every option.
 """
 import argparse
 import json
@@ -15,6 +18,9 @@ import os
 import sys
 import time
 import warnings
+from typing import List, Optional, Tuple
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 
 
 def str2bool(value: str) -> bool:
@@ -38,8 +44,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("-c", "--config", required=True, help="config file path")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (e.g. INFERENCE.target_size=224)")
-    parser.add_argument("--model_file", required=True, help=".pdmodel, .json or .onnx")
-    parser.add_argument("--params_file", default=None, help=".pdiparams (not for .onnx)")
+    parser.add_argument("--model_file", required=True,
+                        help=".pdmodel, .json, .onnx or OpenVINO .xml")
+    parser.add_argument("--params_file", default=None,
+                        help=".pdiparams (for .pdmodel and .json only)")
+    parser.add_argument("--engine", choices=("auto", "paddle", "onnxruntime", "openvino"),
+                        default="auto",
+                        help="auto: Paddle Inference for Paddle programs and GPUs, OpenVINO for "
+                             "ONNX/IR on the CPU (ONNX Runtime without openvino)")
     parser.add_argument("-b", "--batch_size", type=int, default=1,
                         help="videos per model run (folder input)")
     parser.add_argument("--use_gpu", type=str2bool, metavar="BOOL", default=True,
@@ -48,8 +60,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="run on a Kunlun XPU (needs Paddle's XPU build)")
     parser.add_argument("--use_npu", type=str2bool, metavar="BOOL", default=False,
                         help="run on an Ascend NPU (needs the paddle-custom-npu plugin)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
-                        help="TensorRT precision")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"), default=None,
+                        help="None: the engine's choice (bf16 for OpenVINO on a CPU with bf16 "
+                             "instructions, else fp32); fp16/int8 with TensorRT; bf16 and int8 "
+                             "(a tools/quantize.py model) with OpenVINO")
     parser.add_argument("--ir_optim", type=str2bool, metavar="BOOL", default=True,
                         help="Paddle Inference graph optimisation (operator fusion)")
     parser.add_argument("--use_tensorrt", type=str2bool, metavar="BOOL", default=False,
@@ -74,8 +88,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num_views", type=int, default=1,
                         help="clips spread over the video, scores averaged (1: the centred clip)")
     parser.add_argument("--output", default=None, help="write all results to this JSON file")
-    # Timeline of long videos and live streams (paddlevideo/inference/timeline_cli.py); a URL,
-    # camera index or '-' as --input_file implies --timeline.
+    # Timeline of long videos and live streams; a URL, camera index or '-' as --input_file
+    # implies --timeline.
     timeline = parser.add_argument_group("timeline (long videos and live streams)")
     timeline.add_argument("--timeline", action="store_true",
                           help="slide the clip window over the whole video: windows, segments")
@@ -156,25 +170,30 @@ def predict_all(predictor, paths, batch_size: int, show_progress: bool):
     progress.close()
 
 
+def engine_options(args: argparse.Namespace):
+    """The flags that say how the model runs, as one ``EngineOptions``."""
+    from paddlevideo.inference import EngineOptions
+
+    return EngineOptions(engine=args.engine, precision=args.precision, use_gpu=args.use_gpu,
+                         use_tensorrt=args.use_tensorrt, enable_mkldnn=args.enable_mkldnn,
+                         cpu_threads=args.cpu_threads, batch_size=args.batch_size,
+                         gpu_mem=args.gpu_mem, ir_optim=args.ir_optim, use_xpu=args.use_xpu,
+                         use_npu=args.use_npu, disable_glog=args.disable_glog)
+
+
 def build_predictor(args: argparse.Namespace):
-    """The Predictor the flags describe; the model files are checked first (a malformed file
-    handed to Paddle can crash the process instead of raising)."""
+    """The Predictor the flags describe; the engine choice and the model files are checked
+    first (a malformed file handed to Paddle can crash the process instead of raising)."""
     from paddlevideo.inference import Predictor
-    from paddlevideo.inference.engines import EngineOptions, check_model_files
+    from paddlevideo.inference.engines import check_model_files, choose_engine
     from paddlevideo.utils import get_config
 
-    EngineOptions(precision=args.precision, cpu_threads=args.cpu_threads,
-                  batch_size=args.batch_size, gpu_mem=args.gpu_mem, use_xpu=args.use_xpu,
-                  use_npu=args.use_npu).check()
+    options = engine_options(args)
+    choose_engine(args.model_file, options)
     check_model_files(args.model_file, args.params_file)
     cfg = get_config(args.config, overrides=args.override)
-    return Predictor(args.model_file, args.params_file, cfg, use_gpu=args.use_gpu,
-                     use_tensorrt=args.use_tensorrt, precision=args.precision,
-                     enable_mkldnn=args.enable_mkldnn, cpu_threads=args.cpu_threads,
-                     batch_size=args.batch_size, top_k=args.top_k,
-                     label_file=args.label_file, num_views=args.num_views,
-                     ir_optim=args.ir_optim, gpu_mem=args.gpu_mem, use_xpu=args.use_xpu,
-                     use_npu=args.use_npu, disable_glog=args.disable_glog)
+    return Predictor(args.model_file, args.params_file, cfg, engine=options, top_k=args.top_k,
+                     label_file=args.label_file, num_views=args.num_views)
 
 
 def warm_up(predictor, batch_size: int) -> None:
@@ -186,6 +205,51 @@ def warm_up(predictor, batch_size: int) -> None:
     batch = batch_size * predictor.preprocess.num_views
     predictor.engine.run(np.zeros(shapes.slow_shape(batch), np.float32),
                          np.zeros(shapes.fast_shape(batch), np.float32))
+
+
+def wants_timeline(args: argparse.Namespace) -> bool:
+    """``--timeline``, or an input that only a timeline can read (URL, camera, ``-``)."""
+    from paddlevideo.inference.frame_stream import source_kind
+
+    return bool(args.timeline) or source_kind(args.input_file) != "file"
+
+
+def check_timeline_args(args: argparse.Namespace) -> Optional[str]:
+    """The first problem with the timeline flags, as one line, or None."""
+    from paddlevideo.inference.frame_stream import source_kind, stdin_is_terminal
+
+    if args.stride is not None and args.stride <= 0:
+        return f"--stride must be positive, got {args.stride}"
+    if args.max_seconds is not None and args.max_seconds <= 0:
+        return f"--max_seconds must be positive, got {args.max_seconds}"
+    if args.reconnects < 0:
+        return f"--reconnects must be 0 or more, got {args.reconnects}"
+    if source_kind(args.input_file) == "stdin" and stdin_is_terminal():
+        return "--input_file -: standard input is a terminal; pipe a video into it"
+    several = os.path.isdir(args.input_file)
+    if args.output_video and not several and not args.output_video.lower().endswith(
+            VIDEO_SUFFIXES):
+        return f"--output_video {args.output_video}: expected a file ending in " \
+               f"{', '.join(VIDEO_SUFFIXES)}"
+    return None
+
+
+def resolve_inputs(args: argparse.Namespace, timeline: bool) -> Tuple[Optional[str], List[str]]:
+    """``(problem or None, inputs)``: the videos of a folder, the one file, or the stream."""
+    from paddlevideo.inference import list_videos
+    from paddlevideo.inference.frame_stream import source_kind
+
+    is_file = source_kind(args.input_file) == "file"
+    if is_file and not os.path.exists(args.input_file):
+        return f"input not found: {args.input_file}", []
+    if timeline:
+        problem = check_timeline_args(args)
+        if problem:
+            return problem, []
+    paths = list_videos(args.input_file) if os.path.isdir(args.input_file) else [args.input_file]
+    if not paths:
+        return f"no video files in {args.input_file}", []
+    return None, paths
 
 
 def main(argv=None) -> int:
@@ -200,36 +264,24 @@ def main(argv=None) -> int:
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
     # Paddle warns at import about a compiler cache that only matters for custom C++ ops.
     warnings.filterwarnings("ignore", message="No ccache found")
-    from paddlevideo.inference import list_videos
     from paddlevideo.inference.engines import EngineError
     from paddlevideo.inference.labels import LabelMapError
-    from paddlevideo.inference.timeline_cli import (
-        check_timeline_args,
-        run_timeline_command,
-        wants_timeline,
-    )
     from paddlevideo.utils import ConfigError
 
     timeline = wants_timeline(args)
-    problem = check_timeline_args(args) if timeline else None
+    problem, paths = resolve_inputs(args, timeline)
     if problem:
         print(f"Error: {problem}", file=sys.stderr)
-        return 1
-    if not timeline and not os.path.exists(args.input_file):
-        print(f"Error: input not found: {args.input_file}", file=sys.stderr)
-        return 1
-    folder = os.path.isdir(args.input_file)
-    paths = list_videos(args.input_file) if folder else [args.input_file]
-    if not paths:
-        print(f"Error: no video files in {args.input_file}", file=sys.stderr)
-        return 1
+        return 2
     try:
         predictor = build_predictor(args)
     except (ConfigError, EngineError, LabelMapError, ValueError) as err:
         print(f"Error: {err}", file=sys.stderr)
-        return 1
+        return 2
+    print(f"Engine: {predictor.engine_choice.describe()}", file=sys.stderr)
     if timeline:
-        return run_timeline_command(args, predictor)
+        return run_timeline_command(args, predictor, paths)
+    folder = os.path.isdir(args.input_file)
     if args.enable_benchmark:
         warm_up(predictor, min(args.batch_size, len(paths)))
     start = time.perf_counter()
@@ -271,6 +323,100 @@ def report_predictions(predictor, paths, args: argparse.Namespace, folder: bool)
               + ", ".join(item["file"] for item in failures), file=sys.stderr)
         return 1
     return 0
+
+
+def output_name(source: str, folder: Optional[str], several: bool, suffix: str) -> Optional[str]:
+    """Where one input's annotated video / PNG goes: ``folder`` itself for one input, else
+    ``folder/<input stem><suffix>``."""
+    if not folder:
+        return None
+    if not several:
+        os.makedirs(os.path.dirname(os.path.abspath(folder)), exist_ok=True)
+        return folder
+    os.makedirs(folder, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(source.rstrip("/")))[0] or "stream"
+    return os.path.join(folder, stem + suffix)
+
+
+def format_timeline(result) -> str:
+    """The printed block of one input: segments and a summary line."""
+    lines = [f"Timeline of {result.source}: {result.duration:.2f} s at {result.fps:g} fps, "
+             f"{len(result.windows)} windows, {len(result.segments)} segments"]
+    for seg in result.segments:
+        lines.append(f"\t{seg.start:8.2f} - {seg.end:8.2f} s  {seg.class_name} "
+                     f"(class {seg.class_id}, score {seg.score:.3f})")
+    notes = [f"speed {result.speed:.2f}x real time"]
+    if result.skipped:
+        notes.append(f"{len(result.skipped)} windows skipped (damaged or missing frames)")
+    if result.dropped:
+        notes.append(f"{result.dropped} windows dropped to keep up with the stream")
+    if result.interrupted:
+        notes.append("stopped by Ctrl-C")
+    lines.append("\t" + ", ".join(notes))
+    return "\n".join(lines)
+
+
+def print_window(window, lag: float) -> None:
+    print(f"[{window.start:8.2f} - {window.end:8.2f} s] {window.top_k[0][1]} "
+          f"{window.score:.3f}  (lag {lag:.2f} s)", flush=True)
+
+
+def timeline_one(predictor, source: str, args: argparse.Namespace, several: bool):
+    """``(result, None)`` or ``(None, error line)`` for one input."""
+    from paddlevideo.inference.frame_stream import StreamError, is_live_source
+
+    live = is_live_source(source) if args.live is None else args.live
+    video = output_name(source, args.output_video, several, ".mp4")
+    try:
+        result = predictor.timeline(source, stride=args.stride, output_video=video,
+                                    max_seconds=args.max_seconds, live=live,
+                                    reconnects=args.reconnects,
+                                    on_window=print_window if live else None)
+    except StreamError as err:
+        return None, str(err)
+    png = output_name(source, args.output_timeline_png, several, "_timeline.png")
+    if png:
+        from paddlevideo.inference.annotate import timeline_png
+
+        timeline_png(png, result.segments, result.duration, source)
+        result.output_png = png
+    return result, None
+
+
+def run_timeline_command(args: argparse.Namespace, predictor, sources: List[str]) -> int:
+    """Every input through ``predictor.timeline``; writes ``--output`` JSON and its segments
+    CSV; exit status 1 if an input failed, 130 after Ctrl-C."""
+    from paddlevideo.inference.timeline import segments_csv, segments_csv_path
+    from paddlevideo.inference.timeline_runner import timeline_record
+    from paddlevideo.utils.fileio import write_text_atomic
+
+    several = os.path.isdir(args.input_file)
+    records, failures, interrupted = [], [], False
+    for source in sources:
+        result, error = timeline_one(predictor, source, args, several)
+        if error is not None:
+            print(f"Error: {error}", file=sys.stderr)
+            failures.append({"file": source, "error": error})
+            continue
+        if result.error is not None:  # the stream was lost part-way: keep what it gave
+            print(f"Error: {result.error}", file=sys.stderr)
+            failures.append({"file": source, "error": result.error})
+        print(format_timeline(result), flush=True)
+        for label, path in (("annotated video", result.output_video),
+                            ("timeline picture", result.output_png)):
+            if path:
+                print(f"\t{label}: {path}")
+        records.append(timeline_record(result, predictor))
+        if result.interrupted:
+            interrupted = True
+            break
+    if args.output:
+        write_text_atomic(args.output,
+                          json.dumps({"results": records, "failed": failures}, indent=2))
+        write_text_atomic(segments_csv_path(args.output), segments_csv(records))
+    if interrupted:
+        return 130
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

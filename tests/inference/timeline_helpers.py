@@ -120,8 +120,9 @@ def three_class_export() -> Dict[str, str]:
     return dict(paths, config=str(config_path))
 
 
-def three_class_predictor(**kwargs):
-    from paddlevideo.inference import Predictor
+def three_class_predictor(batch_size: int = 1):
+    from paddlevideo.inference import EngineOptions, Predictor
 
     paths = three_class_export()
-    return Predictor(paths["model"], paths["params"], timeline_config(), **kwargs)
+    return Predictor(paths["model"], paths["params"], timeline_config(),
+                     engine=EngineOptions(batch_size=batch_size))
