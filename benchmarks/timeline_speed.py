@@ -98,10 +98,11 @@ def export_model(overrides, out_dir: str) -> Tuple[Dict[str, str], str]:
 
 
 def make_predictor(paths: Dict[str, str], config: str, threads: int, batch_size: int):
-    from paddlevideo.inference import Predictor
+    from paddlevideo.inference import EngineOptions, Predictor
 
-    return Predictor(paths["model"], paths["params"], config, use_gpu=False, enable_mkldnn=True,
-                     cpu_threads=threads, batch_size=batch_size)
+    engine = EngineOptions(engine="paddle", enable_mkldnn=True, cpu_threads=threads,
+                           batch_size=batch_size)
+    return Predictor(paths["model"], paths["params"], config, engine=engine)
 
 
 def window_starts(predictor, seconds: int, stride: float) -> Tuple[list, int]:
