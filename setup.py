@@ -13,4 +13,6 @@ setup(
     packages=find_packages(include=["paddlevideo", "paddlevideo.*"]),
     python_requires=">=3.9",
     install_requires=requirements,
+    # int8 post-training quantization for the OpenVINO engine (tools/quantize.py)
+    extras_require={"quantize": ["nncf"]},
 )
