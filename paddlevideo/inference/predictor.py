@@ -74,6 +74,9 @@ class Predictor:
         cfg = get_config(config) if isinstance(config, str) else config
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
+        if engine is not None and not isinstance(engine, EngineOptions):
+            raise TypeError(f"engine must be an EngineOptions (how the model runs), got "
+                            f"{type(engine).__name__}")
         options = engine or EngineOptions()
         options.check()
         self.top_k, self.batch_size = int(top_k), options.batch_size

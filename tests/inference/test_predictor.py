@@ -67,6 +67,17 @@ def test_label_map_size_mismatch_is_an_error(tmp_path):
         make_predictor(label_file=str(path))
 
 
+def test_engine_settings_are_one_options_object():
+    paths = small_export("pdmodel")
+    with pytest.raises(TypeError, match="engine must be an EngineOptions"):
+        Predictor(paths["model"], paths["params"], small_config(), False)
+    predictor = make_predictor(batch_size=2, num_views=3, cpu_threads=1)
+    # the engine sees every view of every video of a batch at once
+    assert predictor.batch_size == 2 and predictor.options.batch_size == 6
+    assert predictor.engine.config.cpu_math_library_num_threads() == 1
+    assert predictor.engine_choice.describe() == "Paddle Inference, fp32 (auto: Paddle program)"
+
+
 def test_tensorrt_is_refused_without_tensorrt():
     with pytest.raises(EngineError, match="TensorRT"):
         make_predictor(use_tensorrt=True, precision="fp16")
