@@ -12,20 +12,16 @@ import os
 import struct
 import sys
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
-from .names import INPUT_NAMES
+from .names import EngineError, slow_fast_order
 
 ENGINES = ("auto", "paddle", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 ENGINE_NAMES = {"paddle": "Paddle Inference", "onnxruntime": "ONNX Runtime",
                 "openvino": "OpenVINO"}
-
-
-class EngineError(RuntimeError):
-    """A model file that cannot be loaded or options this Paddle build cannot honour."""
 
 
 @dataclass
@@ -267,14 +263,6 @@ class OnnxEngine:
     def run(self, slow: np.ndarray, fast: np.ndarray) -> np.ndarray:
         feeds = dict(zip(self.input_names, (slow, fast)))
         return self.session.run(None, feeds)[0]
-
-
-def slow_fast_order(names: Sequence[str]) -> List[str]:
-    """The model's input names as ``[slow, fast]``: by name when the model uses this project's
-    names (``slow_input``, ``fast_input``), else in the model's own order."""
-    if set(INPUT_NAMES) <= set(names):
-        return list(INPUT_NAMES)
-    return list(names)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from ..utils import cpu_features
-from .names import INPUT_NAMES
+from .names import INPUT_NAMES, EngineError, slow_fast_order
 
 INSTALL_HINT = "pip install openvino"
 # OpenVINO's names for the precisions it computes in on the CPU
@@ -71,8 +71,6 @@ class OpenVinoEngine:
 
     def __init__(self, model_file: str, precision: str = "fp32",
                  cpu_threads: Optional[int] = None, batch_size: int = 1) -> None:
-        from .engines import EngineError, slow_fast_order
-
         try:
             ov = import_openvino()
         except OpenVinoMissing as err:

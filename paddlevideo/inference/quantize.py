@@ -20,7 +20,8 @@ import numpy as np
 
 from ..loader import VideoDecodeError
 from ..loader.dataset.list_file import read_video_list
-from .engines import EngineError, model_format, slow_fast_order
+from .engines import model_format
+from .names import EngineError, slow_fast_order
 from .preprocess import ClipPreprocessor
 
 # The share of calibration clips on which int8 must keep fp32's top-1 class (documented in
