@@ -224,9 +224,10 @@ def check_timeline_args(args: argparse.Namespace) -> Optional[str]:
         return f"--max_seconds must be positive, got {args.max_seconds}"
     if args.reconnects < 0:
         return f"--reconnects must be 0 or more, got {args.reconnects}"
-    if source_kind(args.input_file) == "stdin" and stdin_is_terminal():
+    kind = source_kind(args.input_file)
+    if kind == "stdin" and stdin_is_terminal():
         return "--input_file -: standard input is a terminal; pipe a video into it"
-    several = os.path.isdir(args.input_file)
+    several = kind == "file" and os.path.isdir(args.input_file)
     if args.output_video and not several and not args.output_video.lower().endswith(
             VIDEO_SUFFIXES):
         return f"--output_video {args.output_video}: expected a file ending in " \
@@ -246,7 +247,8 @@ def resolve_inputs(args: argparse.Namespace, timeline: bool) -> Tuple[Optional[s
         problem = check_timeline_args(args)
         if problem:
             return problem, []
-    paths = list_videos(args.input_file) if os.path.isdir(args.input_file) else [args.input_file]
+    folder = is_file and os.path.isdir(args.input_file)
+    paths = list_videos(args.input_file) if folder else [args.input_file]
     if not paths:
         return f"no video files in {args.input_file}", []
     return None, paths
@@ -390,7 +392,7 @@ def run_timeline_command(args: argparse.Namespace, predictor, sources: List[str]
     from paddlevideo.inference.timeline_runner import timeline_record
     from paddlevideo.utils.fileio import write_text_atomic
 
-    several = os.path.isdir(args.input_file)
+    several = len(sources) > 1 or sources[0] != args.input_file  # a folder's videos
     records, failures, interrupted = [], [], False
     for source in sources:
         result, error = timeline_one(predictor, source, args, several)
