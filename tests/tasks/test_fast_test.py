@@ -1,5 +1,6 @@
 """``--test`` through an inference engine on a CPU: the dynamic graph's predictions, with an ETA."""
 import csv
+import os
 import re
 
 import pytest
@@ -78,3 +79,27 @@ def test_eta_lines_come_every_twentieth_of_the_run(caplog):
         list(range(5, 101, 5))
     assert (format_seconds(59.6), format_seconds(125), format_seconds(3723)) == \
         ("1:00", "2:05", "1:02:03")
+
+
+@pytest.mark.parametrize("openvino", [True, False])
+def test_engine_forward_equals_the_dynamic_graph(monkeypatch, openvino):
+    import numpy as np
+
+    import paddlevideo.inference.openvino_engine as ov_engine
+    from paddlevideo.inference.export import dynamic_probs, input_shapes_from_config, random_inputs
+    from paddlevideo.tasks.fast_test import EngineTestForward
+    from tests.inference.helpers import small_config, small_model
+
+    monkeypatch.setattr(ov_engine, "openvino_available", lambda: openvino)
+    slow, fast = random_inputs(input_shapes_from_config(small_config()), 3, seed=2)
+    forward = EngineTestForward(small_model(), threads=2)
+    try:
+        probs = forward([slow, fast, np.zeros((3, 1)), np.arange(3)])
+        assert forward.engine.choice.engine == ("openvino" if openvino else "paddle")
+        assert forward.engine.choice.precision == "fp32"
+        np.testing.assert_allclose(probs, dynamic_probs(small_model(), slow, fast), atol=1e-5)
+        # a last, smaller batch runs through the same export
+        np.testing.assert_allclose(forward([slow[:1], fast[:1]]), probs[:1], atol=1e-5)
+    finally:
+        forward.close()
+    assert not os.path.exists(forward.tmp_dir)
