@@ -14,4 +14,6 @@ setup(
     package_data={"paddlevideo.serving": ["static/*.html"]},
     python_requires=">=3.9",
     install_requires=requirements,
+    # int8 post-training quantization for the OpenVINO engine (tools/quantize.py)
+    extras_require={"quantize": ["nncf"]},
 )

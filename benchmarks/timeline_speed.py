@@ -8,6 +8,8 @@ it for Paddle Inference (oneDNN, ``--threads`` threads) and measures, with a 1 s
   (0) the model alone on windows preprocessed beforehand (the bound for the others);
   (a) ``Predictor.timeline`` (decoding and preprocessing in a thread beside the model);
   (b) the same writing the annotated video (``output_video``);
+  (a') ``Predictor.timeline`` with the fastest engine (``auto`` on the OpenVINO IR: bf16 where
+      the CPU has it);
   (c) the naive way in one process: per window, cut the window out into a clip file (decode
       from a seek, re-encode) and call ``Predictor.predict`` on it; run on the windows of the
       first ``--naive_seconds`` and reported as strides covered per wall second, so it
@@ -17,8 +19,9 @@ it for Paddle Inference (oneDNN, ``--threads`` threads) and measures, with a 1 s
 Then the peak memory (max RSS of a child process) of (a) on a 1-minute and a 10-minute video
 (``--memory_minutes``), measured with the narrow test model (width 8, 8 frames, 64 px) so that
 it finishes in minutes; the frames and windows held are the same kind as for the full model.
-Targets: (a) >= 1.0x real time, (b) within 15% of (a), (a) >= 5x (c) and (d), 10-minute peak
-within 10% of the 1-minute one. Prints the ratios; exit status 1 if a target is missed.
+Targets: (a) >= 1.0x real time, (b) within 15% of (a), (a) >= 5x (c) and (d), (a') >= 5x real
+time, 10-minute peak within 10% of the 1-minute one. Prints the ratios; exit status 1 if a
+target is missed.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from typing import Dict, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "recognition", "slowfast", "slowfast.yaml")
+FASTEST_TARGET = 5.0  # seconds of video per wall second, fastest engine, 1 s stride
 NARROW = ["MODEL.backbone.width_per_group=8", "MODEL.head.width_per_group=8",
           "INFERENCE.num_frames=8", "INFERENCE.target_size=64"]
 
@@ -80,7 +84,8 @@ def make_video(path: str, seconds: int, width: int = 640, height: int = 360,
         container.mux(stream.encode())
 
 
-def export_model(overrides, out_dir: str) -> Tuple[Dict[str, str], str]:
+def export_model(overrides, out_dir: str,
+                 fmt: str = "pdmodel") -> Tuple[Dict[str, str], str]:
     import paddle
 
     from paddlevideo.inference import export_inference_model
@@ -91,17 +96,33 @@ def export_model(overrides, out_dir: str) -> Tuple[Dict[str, str], str]:
     paddle.seed(0)
     model = build_model(cfg.MODEL)
     model.eval()
-    paths = export_inference_model(model, cfg, out_dir, "SlowFast", "pdmodel")
+    paths = export_inference_model(model, cfg, out_dir, "SlowFast", fmt)
     config_path = os.path.join(out_dir, "config.yaml")
     dump_config(cfg, config_path)
     return paths, config_path
 
 
-def make_predictor(paths: Dict[str, str], config: str, threads: int, batch_size: int):
-    from paddlevideo.inference import Predictor
+def make_predictor(paths: Dict[str, str], config: str, threads: int, batch_size: int,
+                   engine: str = "paddle"):
+    """Paddle Inference + oneDNN, or (``engine="auto"``) the fastest engine for the export."""
+    from paddlevideo.inference import EngineOptions, Predictor
 
-    return Predictor(paths["model"], paths["params"], config, use_gpu=False, enable_mkldnn=True,
-                     cpu_threads=threads, batch_size=batch_size)
+    options = EngineOptions(engine=engine, enable_mkldnn=True, cpu_threads=threads,
+                            batch_size=batch_size)
+    return Predictor(paths["model"], paths.get("params"), config, engine=options)
+
+
+def fastest_engine_run(args: argparse.Namespace, video: str, warm: str, tmp: str):
+    """``(name, (speed, windows, wall s, model s))`` of the timeline with the fastest engine
+    (``auto`` on the OpenVINO IR of the same model)."""
+    paths, config = export_model([], os.path.join(tmp, "full_openvino"), "openvino")
+    predictor = make_predictor(paths, config, args.threads, args.batch_size, engine="auto")
+    predictor.timeline(warm, stride=args.stride)
+    model_before = predictor.timings.model
+    result = predictor.timeline(video, stride=args.stride)
+    name = f"timeline, fastest engine ({predictor.engine_choice.describe()})"
+    return name, (result.speed, len(result.windows), result.wall_seconds,
+                  predictor.timings.model - model_before)
 
 
 def window_starts(predictor, seconds: int, stride: float) -> Tuple[list, int]:
@@ -233,6 +254,8 @@ def speed_runs(args: argparse.Namespace, tmp: str) -> bool:
         result = predictor.timeline(video, stride=args.stride, output_video=output)
         runs[name] = (result.speed, len(result.windows), result.wall_seconds,
                       predictor.timings.model - model_before)
+    fastest_name, fastest = fastest_engine_run(args, video, warm, tmp)
+    runs[fastest_name] = fastest
     model_before = predictor.timings.model
     naive, windows, wall = naive_speed(predictor, video, min(args.naive_seconds, args.seconds),
                                        args.stride, tmp)
@@ -253,8 +276,10 @@ def speed_runs(args: argparse.Namespace, tmp: str) -> bool:
         print(f"| {name} | {speed:.2f} | {speed / plain_speed:.2f} | {wall / count:.3f} | "
               f"{split} |")
     annotated_speed = runs["timeline + annotated video"][0]
+    print(f"target: fastest engine's timeline >= {FASTEST_TARGET:g}x real time: "
+          f"{fastest[0]:.2f}x {'met' if fastest[0] >= FASTEST_TARGET else 'MISSED'}")
     return (plain_speed >= 1.0 and annotated_speed >= 0.85 * plain_speed
-            and plain_speed >= 5 * max(naive, cli))
+            and plain_speed >= 5 * max(naive, cli) and fastest[0] >= FASTEST_TARGET)
 
 
 def memory_runs(args: argparse.Namespace, tmp: str) -> bool:

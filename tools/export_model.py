@@ -1,7 +1,7 @@
-"""Export a trained SlowFast model for Paddle Inference or ONNX Runtime.
+"""Export a trained SlowFast model for Paddle Inference, ONNX Runtime or OpenVINO.
 
     python tools/export_model.py -c configs/recognition/slowfast/slowfast.yaml \
-        -p data/SlowFast.pdparams -o inference/SlowFast [--format pdmodel|json|onnx]
+        -p data/SlowFast.pdparams -o inference/SlowFast [--format pdmodel|json|onnx|openvino]
 
 writes ``inference/SlowFast/SlowFast.pdmodel`` + ``SlowFast.pdiparams`` (default), then reloads
 the exported model and checks it against the dynamic model on the same random input.
@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 
-FORMATS = ("pdmodel", "json", "onnx")
+FORMATS = ("pdmodel", "json", "onnx", "openvino")
 MAX_DIFF = 1e-4
 
 
@@ -27,7 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="config override, e.g. --override INFERENCE.target_size=224")
     parser.add_argument("--format", choices=FORMATS, default="pdmodel",
                         help="pdmodel (Paddle Inference, legacy program), json (Paddle 3 PIR "
-                             "program) or onnx (through paddle2onnx)")
+                             "program), onnx (through paddle2onnx) or openvino (IR .xml + .bin, "
+                             "through ONNX)")
     parser.add_argument("--check_batch_size", type=int, default=1,
                         help="batch size of the random input used to check the export")
     return parser.parse_args(argv)
@@ -48,8 +49,13 @@ def main(argv=None) -> int:
 
     from paddlevideo.inference.engines import EngineError
     from paddlevideo.inference.export import ExportError
+    from paddlevideo.inference.openvino_engine import INSTALL_HINT, openvino_available
     from paddlevideo.utils.entry_point import run_entry_point
 
+    if args.format == "openvino" and not openvino_available():
+        print(f"Error: --format openvino needs the openvino package: {INSTALL_HINT}",
+              file=sys.stderr)
+        return 2
     # one line for every failure a user can meet: a config (2), weights (2), disk (1), an
     # exported model that cannot be read back (a file cut short: 1)
     return run_entry_point(lambda: export(args), {ExportError: 1, EngineError: 1})

@@ -103,12 +103,17 @@ def main() -> int:
     if os.path.isfile(exported):
         run([py, "tools/export_model.py", "-c", CONFIG, "-p", best, "-o", args.export_dir],
             "export for Paddle Inference")
-        run([py, "tools/predict.py", "--input_file", video, "--config", CONFIG,
-             "--model_file", f"{args.export_dir}/SlowFastDemo.pdmodel",
-             "--params_file", f"{args.export_dir}/SlowFastDemo.pdiparams",
+        # the predictions run on the fastest CPU engine: OpenVINO reads its own IR
+        model_args = ["--model_file", f"{args.export_dir}/SlowFastDemo.pdmodel",
+                      "--params_file", f"{args.export_dir}/SlowFastDemo.pdiparams"]
+        if openvino_installed():
+            run([py, "tools/export_model.py", "-c", CONFIG, "-p", best, "-o", args.export_dir,
+                 "--format", "openvino"], "export for OpenVINO")
+            model_args = ["--model_file", f"{args.export_dir}/SlowFastDemo.xml"]
+        run([py, "tools/predict.py", "--input_file", video, "--config", CONFIG, *model_args,
              "--label_file", f"{data_dir}/label_list.txt", "--use_gpu=False"],
             "predict one demo video")
-        timeline_outputs = demo_timeline(py, data_dir, args.export_dir)
+        timeline_outputs = demo_timeline(py, data_dir, model_args)
     print(f"\nDemo finished in {time.time() - start:.0f} s.\n"
           f"  data:        {data_dir}/ (train.list, val.list, label_list.txt, videos/)\n"
           f"  training:    {args.output_dir}/ (train.log, config.yaml, vdl/, checkpoints,"
@@ -121,7 +126,13 @@ def main() -> int:
     return 0
 
 
-def demo_timeline(py: str, data_dir: str, export_dir: str) -> str:
+def openvino_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+def demo_timeline(py: str, data_dir: str, model_args: list) -> str:
     """Stitch validation videos of several classes into one and run the timeline on it."""
     stitched = os.path.join(data_dir, "stitched_val.mp4")
     print(f"\n==> stitch validation videos of several classes into {stitched}", flush=True)
@@ -133,9 +144,7 @@ def demo_timeline(py: str, data_dir: str, export_dir: str) -> str:
         start += seconds
     outputs = os.path.join(data_dir, "timeline")
     os.makedirs(os.path.join(ROOT, outputs), exist_ok=True)  # predict.py checks --output's folder
-    run([py, "tools/predict.py", "--input_file", stitched, "--config", CONFIG,
-         "--model_file", f"{export_dir}/SlowFastDemo.pdmodel",
-         "--params_file", f"{export_dir}/SlowFastDemo.pdiparams",
+    run([py, "tools/predict.py", "--input_file", stitched, "--config", CONFIG, *model_args,
          "--label_file", f"{data_dir}/label_list.txt", "--use_gpu=False", "--timeline",
          "--output", f"{outputs}/timeline.json",
          "--output_video", f"{outputs}/stitched_val_annotated.mp4",

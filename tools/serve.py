@@ -18,16 +18,7 @@ import sys
 import warnings
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
-
-
-def str2bool(value: str) -> bool:
-    """PaddleVideo's boolean flags: ``--use_gpu=True`` / ``--use_gpu False``."""
-    text = str(value).strip().lower()
-    if text in ("true", "t", "1", "yes", "y"):
-        return True
-    if text in ("false", "f", "0", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+from paddlevideo.inference.engine_flags import add_engine_arguments  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,7 +28,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("-c", "--config", required=True, help="config file path")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (e.g. INFERENCE.target_size=224)")
-    parser.add_argument("--model_file", required=True, help=".pdmodel, .json or .onnx")
+    parser.add_argument("--model_file", required=True,
+                        help=".pdmodel, .json, .onnx or OpenVINO .xml")
     parser.add_argument("--params_file", default=None, help=".pdiparams (not for .onnx)")
     parser.add_argument("--label_file", default=None,
                         help="'<id> <name>' lines (default: the config's label_file)")
@@ -72,17 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                          help="seconds a finished timeline job and its video are kept")
     service.add_argument("--shutdown_timeout", type=float, default=30,
                          help="seconds SIGTERM waits for accepted work before exiting")
-    engine = parser.add_argument_group("engine (as tools/predict.py)")
-    engine.add_argument("--use_gpu", type=str2bool, metavar="BOOL", default=False)
-    engine.add_argument("--use_xpu", type=str2bool, metavar="BOOL", default=False)
-    engine.add_argument("--use_npu", type=str2bool, metavar="BOOL", default=False)
-    engine.add_argument("--use_tensorrt", type=str2bool, metavar="BOOL", default=False)
-    engine.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
-    engine.add_argument("--ir_optim", type=str2bool, metavar="BOOL", default=True)
-    engine.add_argument("--gpu_mem", type=int, default=8000)
-    engine.add_argument("--enable_mkldnn", type=str2bool, metavar="BOOL", default=True)
-    engine.add_argument("--cpu_threads", type=int, default=None)
-    engine.add_argument("--disable_glog", type=str2bool, metavar="BOOL", default=True)
+    add_engine_arguments(parser.add_argument_group("engine (as tools/predict.py)"),
+                         use_gpu=False)
     return parser.parse_args(argv)
 
 

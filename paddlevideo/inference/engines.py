@@ -1,6 +1,9 @@
-"""Run an exported model: Paddle Inference for ``.pdmodel``/``.json``, ONNX Runtime for ``.onnx``.
+"""Run an exported model: Paddle Inference for ``.pdmodel``/``.json``; ONNX Runtime or OpenVINO
+for ``.onnx``; OpenVINO for its IR (``.xml``).
 
 Every engine has ``run(slow [N,3,T/alpha,S,S], fast [N,3,T,S,S]) -> probabilities [N, K]``.
+:func:`choose_engine` resolves ``EngineOptions.engine == "auto"`` and the precision;
+:func:`create_engine` builds the chosen engine.
 """
 from __future__ import annotations
 
@@ -9,26 +12,33 @@ import os
 import struct
 import sys
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Optional, Tuple
 
 import numpy as np
 
-from .names import INPUT_NAMES
+from .names import EngineError, slow_fast_order
 
-PRECISIONS = ("fp32", "fp16", "int8")
-
-
-class EngineError(RuntimeError):
-    """A model file that cannot be loaded or options this Paddle build cannot honour."""
+ENGINES = ("auto", "paddle", "onnxruntime", "openvino")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+ENGINE_NAMES = {"paddle": "Paddle Inference", "onnxruntime": "ONNX Runtime",
+                "openvino": "OpenVINO"}
 
 
 @dataclass
 class EngineOptions:
-    """Paddle Inference settings, named as ``tools/predict.py``'s flags."""
+    """How to run the model, named as ``tools/predict.py``'s flags.
 
+    ``engine``: auto, paddle, onnxruntime or openvino. ``precision``: None (the engine's
+    choice: bf16 for OpenVINO on a CPU with bf16 instructions, else fp32), fp32, bf16
+    (OpenVINO), fp16 (TensorRT) or int8 (TensorRT, or OpenVINO with a model made by
+    ``tools/quantize.py``). ``batch_size``: clips per model run. The rest are Paddle Inference
+    settings; ``cpu_threads`` applies to every engine.
+    """
+
+    engine: str = "auto"
+    precision: Optional[str] = None
     use_gpu: bool = False
     use_tensorrt: bool = False
-    precision: str = "fp32"
     enable_mkldnn: bool = True
     cpu_threads: Optional[int] = None
     batch_size: int = 1
@@ -42,7 +52,9 @@ class EngineOptions:
         """Values this Paddle build cannot honour, as one-line :class:`EngineError`."""
         import paddle
 
-        if self.precision not in PRECISIONS:
+        if self.engine not in ENGINES:
+            raise EngineError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.precision is not None and self.precision not in PRECISIONS:
             raise EngineError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("batch_size", "gpu_mem"):
             if getattr(self, name) < 1:
@@ -58,11 +70,11 @@ class EngineOptions:
 
 
 def model_format(model_file: str) -> str:
-    """``pdmodel``, ``json`` or ``onnx`` from the file extension."""
+    """``pdmodel``, ``json``, ``onnx`` or ``xml`` (OpenVINO IR) from the file extension."""
     ext = os.path.splitext(model_file)[1].lower().lstrip(".")
-    if ext not in ("pdmodel", "json", "onnx"):
+    if ext not in ("pdmodel", "json", "onnx", "xml"):
         raise EngineError(f"cannot tell the model format of {model_file}: expected a .pdmodel, "
-                          f".json or .onnx file")
+                          f".json, .onnx or OpenVINO .xml file")
     return ext
 
 
@@ -114,13 +126,17 @@ def check_model_files(model_file: str, params_file: Optional[str]) -> str:
     """The format of ``model_file`` after checking, without handing them to Paddle (which can
     crash on a malformed file), that the model and weights files are what they claim to be."""
     fmt = model_format(model_file)
-    needed = [model_file] + ([] if fmt == "onnx" else [params_file])
+    needed = [model_file]
+    if fmt in ("pdmodel", "json"):
+        needed.append(params_file)
+    elif fmt == "xml":
+        needed.append(os.path.splitext(model_file)[0] + ".bin")
     for path in needed:
         if not path or not os.path.isfile(path):
             raise EngineError(f"model file not found: {path}")
         if os.path.getsize(path) == 0:
             raise EngineError(f"model file is empty: {path}")
-    if fmt == "onnx":
+    if fmt in ("onnx", "xml"):
         return fmt
     with open(model_file, "rb") as f:
         data = f.read()
@@ -179,9 +195,11 @@ class PaddleEngine:
         if options.use_tensorrt and not (use_gpu and _tensorrt_available()):
             raise EngineError("use_tensorrt=True needs a GPU build of Paddle with TensorRT; "
                               "this one has none (run with --use_tensorrt False)")
-        if options.precision != "fp32" and not options.use_tensorrt:
-            raise EngineError(f"precision {options.precision} is only available with TensorRT "
-                              f"(--use_tensorrt True); use fp32 otherwise")
+        precision = options.precision or "fp32"
+        if precision != "fp32" and not options.use_tensorrt:
+            raise EngineError(f"precision {precision} is not available in Paddle Inference "
+                              f"without TensorRT (--use_tensorrt True); use fp32 here, or bf16/"
+                              f"int8 with --engine openvino")
         if use_gpu:
             config.enable_use_gpu(options.gpu_mem, 0)
         elif options.use_xpu:
@@ -199,11 +217,14 @@ class PaddleEngine:
                 config.disable_mkldnn()
         config.switch_ir_optim(options.ir_optim)
         if options.use_tensorrt:
-            precision = {"fp32": PrecisionType.Float32, "fp16": PrecisionType.Half,
-                         "int8": PrecisionType.Int8}[options.precision]
-            config.enable_tensorrt_engine(precision_mode=precision,
+            if precision == "bf16":
+                raise EngineError("TensorRT precisions are fp32, fp16 and int8; bf16 runs on "
+                                  "the openvino engine")
+            trt_precision = {"fp32": PrecisionType.Float32, "fp16": PrecisionType.Half,
+                             "int8": PrecisionType.Int8}[precision]
+            config.enable_tensorrt_engine(precision_mode=trt_precision,
                                           max_batch_size=options.batch_size,
-                                          use_calib_mode=options.precision == "int8")
+                                          use_calib_mode=precision == "int8")
         # PIR (.json) programs fail in create_predictor with memory optimisation on.
         if model_format(model_file) == "pdmodel":
             config.enable_memory_optim()
@@ -244,24 +265,100 @@ class OnnxEngine:
         return self.session.run(None, feeds)[0]
 
 
-def slow_fast_order(names: Sequence[str]) -> List[str]:
-    """The model's input names as ``[slow, fast]``: by name when the model uses this project's
-    names (``slow_input``, ``fast_input``), else in the model's own order."""
-    if set(INPUT_NAMES) <= set(names):
-        return list(INPUT_NAMES)
-    return list(names)
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine and precision :func:`choose_engine` resolved, and why."""
+
+    engine: str  # paddle, onnxruntime or openvino
+    precision: str
+    reason: str = ""
+
+    def describe(self) -> str:
+        """One line such as ``OpenVINO, bf16 (auto: ...)``."""
+        text = f"{ENGINE_NAMES[self.engine]}, {self.precision}"
+        return f"{text} ({self.reason})" if self.reason else text
+
+
+_READERS = {"paddle": ("pdmodel", "json"), "onnxruntime": ("onnx",),
+            "openvino": ("onnx", "xml")}
+_EXPORT_FOR = {"paddle": "pdmodel", "onnxruntime": "onnx", "openvino": "openvino"}
+
+
+def _auto_engine(fmt: str) -> Tuple[str, str]:
+    """The fastest engine that reads ``fmt`` here, with the reason: Paddle Inference for Paddle
+    programs (and every GPU/XPU/NPU run), else OpenVINO when installed, else ONNX Runtime."""
+    from .openvino_engine import openvino_available
+
+    if fmt in ("pdmodel", "json"):
+        return "paddle", "auto: Paddle program"
+    if fmt == "xml":
+        return "openvino", "auto: OpenVINO IR"
+    if openvino_available():
+        return "openvino", "auto: ONNX model on the CPU"
+    return "onnxruntime", "auto: ONNX model, openvino not installed"
+
+
+def _resolve_precision(engine: str, precision: Optional[str]) -> str:
+    from .openvino_engine import cpu_has_bf16
+
+    if precision is None:
+        # bf16 keeps fp32's top-1 and is ~2x faster where the CPU has the instructions.
+        return "bf16" if engine == "openvino" and cpu_has_bf16() else "fp32"
+    if precision == "bf16":
+        if engine != "openvino":
+            raise EngineError(f"precision bf16 runs on the openvino engine only, not "
+                              f"{ENGINE_NAMES[engine]}")
+        if not cpu_has_bf16():
+            raise EngineError("precision bf16 needs a CPU with AVX512-BF16 or AMX instructions; "
+                              "this CPU has neither (use fp32)")
+    if engine == "onnxruntime" and precision != "fp32":
+        raise EngineError(f"precision {precision}: ONNX Runtime runs ONNX models in fp32 here "
+                          f"(--engine openvino runs bf16 and int8)")
+    if engine == "openvino" and precision == "fp16":
+        raise EngineError("precision fp16 is a TensorRT precision; OpenVINO on the CPU runs "
+                          "fp32, bf16 or int8")
+    return precision
+
+
+def choose_engine(model_file: str, options: EngineOptions) -> EngineChoice:
+    """Resolve ``options.engine`` (``auto``: see :func:`_auto_engine`) and
+    ``options.precision`` for ``model_file``; one-line :class:`EngineError` for a
+    combination that cannot run. int8 is never chosen here: it takes an int8 model file."""
+    options.check()
+    fmt = model_format(model_file)
+    engine, reason = options.engine, ""
+    if engine == "auto":
+        engine, reason = _auto_engine(fmt)
+    elif fmt not in _READERS[engine]:
+        if engine == "openvino":
+            raise EngineError(f"OpenVINO cannot read Paddle programs ({model_file}); export "
+                              f"the model with tools/export_model.py --format openvino (or "
+                              f"--format onnx)")
+        raise EngineError(f"the {engine} engine cannot read {model_file}; export the model "
+                          f"with tools/export_model.py --format {_EXPORT_FOR[engine]}")
+    if engine != "paddle" and (options.use_tensorrt or options.use_xpu or options.use_npu):
+        raise EngineError(f"TensorRT, XPU and NPU are Paddle Inference options; "
+                          f"{ENGINE_NAMES[engine]} runs on the CPU")
+    return EngineChoice(engine, _resolve_precision(engine, options.precision), reason)
 
 
 def create_engine(model_file: str, params_file: Optional[str] = None,
                   options: Optional[EngineOptions] = None):
-    """The engine that fits ``model_file``'s extension (``params_file`` unused for ONNX)."""
+    """The engine :func:`choose_engine` picks for ``model_file`` (``params_file``: Paddle
+    programs only). The engine's ``choice`` attribute says which engine and precision run."""
     options = options or EngineOptions()
-    if model_format(model_file) == "onnx":
-        options.check()
-        check_model_files(model_file, params_file)
-        if options.use_tensorrt or options.precision != "fp32":
-            raise EngineError("TensorRT and reduced precision are Paddle Inference options; "
-                              "ONNX models run in fp32 on the CPU")
+    choice = choose_engine(model_file, options)
+    check_model_files(model_file, params_file)
+    if choice.engine == "paddle":
+        engine = PaddleEngine(model_file, params_file, options)
+    else:
         _gpu_available(options.use_gpu)
-        return OnnxEngine(model_file, options.cpu_threads)
-    return PaddleEngine(model_file, params_file, options)
+        if choice.engine == "openvino":
+            from .openvino_engine import OpenVinoEngine
+
+            engine = OpenVinoEngine(model_file, choice.precision, options.cpu_threads,
+                                    options.batch_size)
+        else:
+            engine = OnnxEngine(model_file, options.cpu_threads)
+    engine.choice = choice
+    return engine

@@ -1,5 +1,5 @@
-"""Export a Recognizer3D as a static inference model (``.pdmodel``, PIR ``.json`` or ONNX) and
-check the exported model against the dynamic one."""
+"""Export a Recognizer3D as a static inference model (``.pdmodel``, PIR ``.json``, ONNX or
+OpenVINO IR) and check the exported model against the dynamic one."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,7 @@ from paddle.static import InputSpec
 
 from .names import INPUT_NAMES
 
-FORMATS = ("pdmodel", "json", "onnx")
+FORMATS = ("pdmodel", "json", "onnx", "openvino")
 ONNX_OPSET = 11
 
 
@@ -91,10 +91,13 @@ class InferenceNet(nn.Layer):
 
 
 def export_paths(out_dir: str, save_name: str, fmt: str) -> Dict[str, str]:
-    """The files an export in ``fmt`` writes: ``model`` and, for Paddle formats, ``params``."""
+    """The files an export in ``fmt`` writes: ``model`` and, for Paddle formats, ``params``
+    (OpenVINO: ``weights``, the ``.bin`` beside the ``.xml``)."""
     stem = os.path.join(out_dir, save_name)
     if fmt == "onnx":
         return {"model": f"{stem}.onnx"}
+    if fmt == "openvino":
+        return {"model": f"{stem}.xml", "weights": f"{stem}.bin"}
     return {"model": f"{stem}.{fmt}", "params": f"{stem}.pdiparams"}
 
 
@@ -127,12 +130,28 @@ def _to_onnx(model: nn.Layer, shapes: InputShapes, onnx_path: str) -> None:
         raise ExportError(f"paddle2onnx did not write {onnx_path}")
 
 
+def _to_openvino(model: nn.Layer, shapes: InputShapes, xml_path: str) -> None:
+    """OpenVINO IR through ONNX (OpenVINO's Paddle frontend cannot read conv3d programs)."""
+    from .openvino_engine import OpenVinoMissing, convert_onnx_to_ir
+
+    tmp_dir = tempfile.mkdtemp(prefix="export_openvino_")
+    try:
+        onnx_path = os.path.join(tmp_dir, "model.onnx")
+        _to_onnx(model, shapes, onnx_path)
+        convert_onnx_to_ir(onnx_path, xml_path)
+    except OpenVinoMissing as err:
+        raise ExportError(str(err)) from err
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
 def export_inference_model(model: nn.Layer, cfg: Mapping[str, Any], out_dir: str,
                            save_name: str = "SlowFast", fmt: str = "pdmodel") -> Dict[str, str]:
     """Save ``model`` (weights already loaded) for deployment and return the written paths.
 
     ``fmt``: ``pdmodel`` → ``NAME.pdmodel`` + ``NAME.pdiparams``; ``json`` → PIR ``NAME.json`` +
-    ``NAME.pdiparams``; ``onnx`` → ``NAME.onnx``. Inputs ``slow_input [-1,3,T/alpha,S,S]`` and
+    ``NAME.pdiparams``; ``onnx`` → ``NAME.onnx``; ``openvino`` → ``NAME.xml`` + ``NAME.bin``
+    (fp32 weights). Inputs ``slow_input [-1,3,T/alpha,S,S]`` and
     ``fast_input [-1,3,T,S,S]`` (see :func:`input_shapes_from_config`), output ``[N, K]``.
     """
     if fmt not in FORMATS:
@@ -143,6 +162,8 @@ def export_inference_model(model: nn.Layer, cfg: Mapping[str, Any], out_dir: str
     paths = export_paths(out_dir, save_name, fmt)
     if fmt == "onnx":
         _to_onnx(model, shapes, paths["model"])
+    elif fmt == "openvino":
+        _to_openvino(model, shapes, paths["model"])
     else:
         _save_static(model, shapes, os.path.join(out_dir, save_name), pir=fmt == "json")
         missing = [p for p in paths.values() if not os.path.isfile(p)]
@@ -178,7 +199,7 @@ def compare_with_dynamic(model: nn.Layer, paths: Dict[str, str], cfg: Mapping[st
     from .engines import EngineOptions, create_engine
 
     slow, fast = random_inputs(input_shapes_from_config(cfg), batch_size, seed)
-    options = options or EngineOptions(enable_mkldnn=False)
+    options = options or EngineOptions(precision="fp32", enable_mkldnn=False)
     engine = create_engine(paths["model"], paths.get("params"), options)
     exported = engine.run(slow, fast)
     expected = dynamic_probs(model, slow, fast)

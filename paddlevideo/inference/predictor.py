@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -20,7 +20,7 @@ from typing import (
 import numpy as np
 
 from ..utils.config import get_config
-from .engines import EngineOptions, create_engine
+from .engines import EngineChoice, EngineOptions, create_engine
 from .labels import check_label_count, read_label_map, resolve_label_file
 from .preprocess import ClipPreprocessor
 
@@ -54,26 +54,32 @@ class Timings:
 class Predictor:
     """Predict the action in a video with an exported model.
 
-    ``Predictor(model_file, params_file, config)`` (``config``: a YAML path or a loaded config)
-    picks Paddle Inference for ``.pdmodel``/``.json`` and ONNX Runtime for ``.onnx``.
-    ``predict(path)`` → ``[(class_id, name, score), ...]``, the ``top_k`` classes by probability
-    averaged over ``num_views`` clips. Class names come from ``label_file``, else the config's
-    ``label_file`` key, else ``data/k400/Kinetics-400_label_list.txt``. The remaining keyword
-    arguments are Paddle Inference settings (see :class:`EngineOptions`).
+    ``Predictor(model_file, params_file, config, engine=EngineOptions(...), top_k=1,
+    label_file=None, num_views=1)``:
+
+    - ``config``: a YAML path or a loaded config (clip geometry, test pipeline, label file);
+    - ``engine``: how the model runs (:class:`EngineOptions`: engine, precision, device,
+      threads, ``batch_size`` = videos per model run); the default is ``engine="auto"``;
+    - ``predict(path)`` → ``[(class_id, name, score), ...]``, the ``top_k`` classes by
+      probability averaged over ``num_views`` clips. Class names come from ``label_file``, else
+      the config's ``label_file`` key, else ``data/k400/Kinetics-400_label_list.txt``.
+
+    ``engine_choice`` says which engine and precision run (see ``choose_engine``).
     """
 
     def __init__(self, model_file: str, params_file: Optional[str],
-                 config: Union[str, Mapping[str, Any]], use_gpu: bool = False,
-                 use_tensorrt: bool = False, precision: str = "fp32",
-                 enable_mkldnn: bool = True, cpu_threads: Optional[int] = None,
-                 batch_size: int = 1, top_k: int = 1, label_file: Optional[str] = None,
-                 num_views: int = 1, ir_optim: bool = True, gpu_mem: int = 8000,
-                 use_xpu: bool = False, use_npu: bool = False,
-                 disable_glog: bool = True) -> None:
+                 config: Union[str, Mapping[str, Any]], engine: Optional[EngineOptions] = None,
+                 *, top_k: int = 1, label_file: Optional[str] = None,
+                 num_views: int = 1) -> None:
         cfg = get_config(config) if isinstance(config, str) else config
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
-        self.top_k, self.batch_size = int(top_k), max(int(batch_size), 1)
+        if engine is not None and not isinstance(engine, EngineOptions):
+            raise TypeError(f"engine must be an EngineOptions (how the model runs), got "
+                            f"{type(engine).__name__}")
+        options = engine or EngineOptions()
+        options.check()
+        self.top_k, self.batch_size = int(top_k), options.batch_size
         # An explicit file wins, then the config's own ``label_file``, then Kinetics-400.
         self.label_file = resolve_label_file(label_file or cfg.get("label_file"))
         self.class_names = read_label_map(self.label_file)
@@ -82,14 +88,11 @@ class Predictor:
             check_label_count(self.class_names, int(num_classes), self.label_file,
                               "the config (MODEL.head.num_classes)")
         self.preprocess = ClipPreprocessor(cfg, num_views)
-        options = EngineOptions(use_gpu=use_gpu, use_tensorrt=use_tensorrt,
-                                precision=precision, enable_mkldnn=enable_mkldnn,
-                                cpu_threads=cpu_threads,
-                                batch_size=self.batch_size * self.preprocess.num_views,
-                                ir_optim=ir_optim, gpu_mem=gpu_mem, use_xpu=use_xpu,
-                                use_npu=use_npu, disable_glog=disable_glog)
+        # The engine sees every view of every video of one batch at once.
+        self.options = replace(options, batch_size=self.batch_size * self.preprocess.num_views)
         self.model_file = model_file
-        self.engine = create_engine(model_file, params_file, options)
+        self.engine = create_engine(model_file, params_file, self.options)
+        self.engine_choice: EngineChoice = self.engine.choice
         self.timings = Timings()
 
     def run_model(self, slow: np.ndarray, fast: np.ndarray) -> np.ndarray:

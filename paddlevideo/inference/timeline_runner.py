@@ -328,3 +328,21 @@ class TimelineRun:
             self.result.prob_sum + probs
         self.result.windows.append(window)
         return window
+
+
+def timeline_record(result: TimelineResult, predictor: Any) -> Dict[str, Any]:
+    """One input's JSON entry: the file's top-k (window probabilities averaged) plus the
+    timeline."""
+    top_k: List[Dict[str, Any]] = []
+    if result.prob_sum is not None:
+        top_k = [{"class_id": c, "class_name": n, "score": s} for c, n, s in
+                 predictor.top_classes(result.prob_sum / len(result.windows))]
+    return {"file": result.source, "top_k": top_k, "fps": result.fps,
+            "duration": round(result.duration, 4), "speed": round(result.speed, 4),
+            "wall_seconds": round(result.wall_seconds, 3),
+            "windows": [w.record() for w in result.windows],
+            "segments": [s.record() for s in result.segments],
+            "skipped_windows": result.skipped, "dropped_windows": result.dropped,
+            "interrupted": result.interrupted, "error": result.error,
+            "stream": result.stream_stats,
+            "output_video": result.output_video}

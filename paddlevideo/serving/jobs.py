@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from ..inference.frame_stream import StreamError
-from ..inference.timeline_cli import timeline_record
-from ..inference.timeline_runner import TimelineRun
+from ..inference.timeline_runner import TimelineRun, timeline_record
 from ..loader.pipelines.decode import VideoDecodeError
 
 RunFactory = Callable[[], Any]  # () -> a predictor-like object for TimelineRun

@@ -25,21 +25,16 @@ def load_predictor(args: argparse.Namespace) -> Tuple[Any, Mapping[str, Any]]:
     """``(Predictor, config)`` for ``tools/serve.py``'s flags; the model files are checked
     before Paddle reads them. Raises ConfigError, EngineError, LabelMapError, ValueError."""
     from ..inference import Predictor
-    from ..inference.engines import EngineOptions, check_model_files
+    from ..inference.engine_flags import engine_options
+    from ..inference.engines import check_model_files, choose_engine
     from ..utils import get_config
 
-    EngineOptions(precision=args.precision, cpu_threads=args.cpu_threads,
-                  batch_size=args.max_batch, gpu_mem=args.gpu_mem, use_xpu=args.use_xpu,
-                  use_npu=args.use_npu).check()
+    options = engine_options(args, batch_size=args.max_batch)
+    choose_engine(args.model_file, options)
     check_model_files(args.model_file, args.params_file)
     cfg = get_config(args.config, overrides=args.override)
-    predictor = Predictor(args.model_file, args.params_file, cfg, use_gpu=args.use_gpu,
-                          use_tensorrt=args.use_tensorrt, precision=args.precision,
-                          enable_mkldnn=args.enable_mkldnn, cpu_threads=args.cpu_threads,
-                          batch_size=args.max_batch, top_k=5, label_file=args.label_file,
-                          num_views=1, ir_optim=args.ir_optim, gpu_mem=args.gpu_mem,
-                          use_xpu=args.use_xpu, use_npu=args.use_npu,
-                          disable_glog=args.disable_glog)
+    predictor = Predictor(args.model_file, args.params_file, cfg, engine=options, top_k=5,
+                          label_file=args.label_file, num_views=1)
     return predictor, cfg
 
 

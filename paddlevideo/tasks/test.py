@@ -14,10 +14,11 @@ from ..metrics.multi_crop_metric import metric_num_classes
 from ..modeling import build_model
 from ..utils.checkpoint import CheckpointError, load_weights
 from ..utils.config import ConfigError, check_config
-from ..utils.dist import get_rank, init_distributed
+from ..utils.dist import get_rank, get_world_size, init_distributed
 from ..utils.fileio import write_text_atomic
 from ..utils.logger import get_logger, setup_logger
 from .data import build_eval_loader, output_dir_of
+from .fast_test import EtaLog, test_forward
 from .progress import progress
 from .same_lists import check_same_lists
 
@@ -93,9 +94,15 @@ def test_model(cfg: Dict[str, Any], weights: Optional[str],
                           batch_size=batch_size)
     logger.info("Testing %s on %d videos × %d views, batch size %d", weights,
                 metric.num_videos, metric.num_views, batch_size)
-    for batch_id, batch in enumerate(progress(loader, desc="test")):
-        probs = model(batch, mode="test")
-        metric.update(batch_id, batch, probs)
+    # fixed weights: on a CPU the batches run through an inference engine (tasks/fast_test.py)
+    forward = test_forward(model, cfg, get_world_size() if parallel else 1)
+    eta = EtaLog(len(loader))
+    try:
+        for batch_id, batch in enumerate(progress(loader, desc="test")):
+            metric.update(batch_id, batch, forward(batch))
+            eta.step(batch_id + 1, int(batch[0].shape[0]))
+    finally:
+        getattr(forward, "close", lambda: None)()
     results = metric.accumulate()
     if rank == 0:
         videos = getattr(getattr(dataset, "info", None), "videos", None) or []

@@ -158,7 +158,7 @@ CASES = [
      1, "No space left"),
     ("predict --timeline: read-only output", lambda a, p: _predict(
         a, "-i", EXAMPLE, "-c", a["small_config"], "--timeline", "--output_video",
-        str(p["read_only"] / "annotated.mp4")), 1, "is not writable"),
+        str(p["read_only"] / "annotated.mp4")), 2, "is not writable"),
     ("check_videos: GBK list", lambda a, p: [str(TOOLS / "check_videos.py"),
                                              str(a["root"] / "gbk.list")], 2, "not UTF-8"),
     ("check_videos: read-only output", lambda a, p: [

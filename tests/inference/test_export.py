@@ -1,4 +1,4 @@
-"""Exported models (.pdmodel, PIR .json, ONNX) give the dynamic model's probabilities."""
+"""Exported models (.pdmodel, PIR .json, ONNX, OpenVINO IR) give the dynamic model's outputs."""
 import copy
 import functools
 
@@ -7,6 +7,7 @@ import pytest
 
 from paddlevideo.inference import (
     ClipPreprocessor,
+    EngineOptions,
     ExportError,
     create_engine,
     input_shapes_from_config,
@@ -16,7 +17,7 @@ from tests.inference.helpers import SHARED_VIDEOS, small_config, small_export, s
 
 EXAMPLE = str(SHARED_VIDEOS / "example.avi")
 
-FORMATS = ("pdmodel", "json", "onnx")
+FORMATS = ("pdmodel", "json", "onnx", "openvino")
 
 
 def test_input_shapes_come_from_inference_section():
@@ -54,7 +55,8 @@ def test_export_writes_the_promised_files(fmt):
     paths = small_export(fmt)
     names = sorted(p.rsplit("/", 1)[-1] for p in paths.values())
     expected = {"pdmodel": ["SlowFast.pdiparams", "SlowFast.pdmodel"],
-                "json": ["SlowFast.json", "SlowFast.pdiparams"], "onnx": ["SlowFast.onnx"]}
+                "json": ["SlowFast.json", "SlowFast.pdiparams"], "onnx": ["SlowFast.onnx"],
+                "openvino": ["SlowFast.bin", "SlowFast.xml"]}
     assert names == expected[fmt]
 
 
@@ -69,7 +71,8 @@ def preprocessed_clips(batch_size: int):
 def test_exported_output_equals_dynamic_model(fmt, batch_size):
     paths = small_export(fmt)
     slow, fast = preprocessed_clips(batch_size)
-    exported = create_engine(paths["model"], paths.get("params")).run(slow, fast)
+    fp32 = EngineOptions(precision="fp32")
+    exported = create_engine(paths["model"], paths.get("params"), fp32).run(slow, fast)
     expected = dynamic_probs(small_model(), slow, fast)
     assert exported.shape == (batch_size, 400)
     np.testing.assert_allclose(exported.sum(axis=1), 1.0, atol=1e-5)
@@ -88,12 +91,16 @@ def test_batch_rows_are_independent():
     np.testing.assert_allclose(pair[1], single[0], atol=1e-6)
 
 
-def test_onnx_output_equals_paddle_inference():
+@pytest.mark.parametrize("fmt, engine", [("onnx", "onnxruntime"), ("onnx", "openvino"),
+                                         ("openvino", "openvino")])
+def test_fp32_engines_equal_paddle_inference(fmt, engine):
     slow, fast = random_inputs(input_shapes_from_config(small_config()), 2, seed=5)
-    paddle_paths, onnx_paths = small_export("pdmodel"), small_export("onnx")
+    paddle_paths, other_paths = small_export("pdmodel"), small_export(fmt)
     paddle_out = create_engine(paddle_paths["model"], paddle_paths["params"]).run(slow, fast)
-    onnx_out = create_engine(onnx_paths["model"]).run(slow, fast)
-    assert np.abs(onnx_out - paddle_out).max() <= 1e-4
+    other = create_engine(other_paths["model"], options=EngineOptions(engine=engine,
+                                                                      precision="fp32"))
+    assert other.choice.engine == engine and other.choice.precision == "fp32"
+    assert np.abs(other.run(slow, fast) - paddle_out).max() <= 1e-4
 
 
 def test_input_names_and_shapes_of_exported_models():

@@ -4,6 +4,7 @@ import pytest
 
 from paddlevideo.inference import (
     EngineError,
+    EngineOptions,
     LabelMapError,
     Predictor,
     predict_pipeline_config,
@@ -22,9 +23,12 @@ from tests.inference.helpers import (
 EXAMPLE = str(SHARED_VIDEOS / "example.avi")
 
 
-def make_predictor(fmt="pdmodel", **kwargs):
+def make_predictor(fmt="pdmodel", top_k=1, label_file=None, num_views=1, **engine):
+    """A Predictor of the small export; ``engine``: :class:`EngineOptions` fields."""
     paths = small_export(fmt)
-    return Predictor(paths["model"], paths.get("params"), small_config(), **kwargs)
+    return Predictor(paths["model"], paths.get("params"), small_config(),
+                     engine=EngineOptions(**engine), top_k=top_k, label_file=label_file,
+                     num_views=num_views)
 
 
 def test_label_map_reads_kinetics_ids_and_names():
@@ -61,6 +65,17 @@ def test_label_map_size_mismatch_is_an_error(tmp_path):
     path.write_text("0 a\n1 b\n2 c\n")
     with pytest.raises(LabelMapError, match=r"three.txt has 3 classes but .* has 400"):
         make_predictor(label_file=str(path))
+
+
+def test_engine_settings_are_one_options_object():
+    paths = small_export("pdmodel")
+    with pytest.raises(TypeError, match="engine must be an EngineOptions"):
+        Predictor(paths["model"], paths["params"], small_config(), False)
+    predictor = make_predictor(batch_size=2, num_views=3, cpu_threads=1)
+    # the engine sees every view of every video of a batch at once
+    assert predictor.batch_size == 2 and predictor.options.batch_size == 6
+    assert predictor.engine.config.cpu_math_library_num_threads() == 1
+    assert predictor.engine_choice.describe() == "Paddle Inference, fp32 (auto: Paddle program)"
 
 
 def test_tensorrt_is_refused_without_tensorrt():
@@ -108,7 +123,8 @@ def test_fresh_predictors_agree():
 @pytest.mark.parametrize("fmt", ["json", "onnx"])
 def test_other_formats_give_the_same_prediction(fmt):
     reference = make_predictor(top_k=3).predict(EXAMPLE)
-    other = make_predictor(fmt, top_k=3).predict(EXAMPLE)
+    engine = "onnxruntime" if fmt == "onnx" else "auto"
+    other = make_predictor(fmt, top_k=3, engine=engine).predict(EXAMPLE)
     assert [c for c, _, _ in other] == [c for c, _, _ in reference]
     np.testing.assert_allclose([s for *_, s in other], [s for *_, s in reference], atol=1e-4)
 

@@ -99,13 +99,11 @@ def fit_classifier(model, cfg) -> None:
 
 
 @functools.cache
-def three_class_export() -> Dict[str, str]:
-    """Paths of the exported three-class model (pdmodel) and its config YAML (``config``)."""
+def three_class_model():
+    """The three-class model in eval mode (classifier fitted to the three clips)."""
     import paddle
 
-    from paddlevideo.inference import export_inference_model
     from paddlevideo.modeling import build_model
-    from paddlevideo.utils import dump_config
 
     cfg = timeline_config()
     paddle.seed(0)
@@ -113,15 +111,28 @@ def three_class_export() -> Dict[str, str]:
     randomise_weights(model, seed=3)
     model.eval()
     fit_classifier(model, cfg)
-    paths = export_inference_model(model, cfg, str(work_dir() / "three_class"), "SlowFast",
-                                   "pdmodel")
+    return model
+
+
+@functools.cache
+def three_class_export(fmt: str = "pdmodel") -> Dict[str, str]:
+    """Paths of the exported three-class model (``fmt``: pdmodel, onnx, openvino...) and its
+    config YAML (``config``)."""
+    from paddlevideo.inference import export_inference_model
+    from paddlevideo.utils import dump_config
+
+    cfg = timeline_config()
+    folder = "three_class" if fmt == "pdmodel" else f"three_class_{fmt}"
+    paths = export_inference_model(three_class_model(), cfg, str(work_dir() / folder),
+                                   "SlowFast", fmt)
     config_path = work_dir() / "three_class.yaml"
     dump_config(cfg, str(config_path))
     return dict(paths, config=str(config_path))
 
 
-def three_class_predictor(**kwargs):
-    from paddlevideo.inference import Predictor
+def three_class_predictor(batch_size: int = 1):
+    from paddlevideo.inference import EngineOptions, Predictor
 
     paths = three_class_export()
-    return Predictor(paths["model"], paths["params"], timeline_config(), **kwargs)
+    return Predictor(paths["model"], paths["params"], timeline_config(),
+                     engine=EngineOptions(batch_size=batch_size))

@@ -100,11 +100,15 @@ def test_folder_with_a_corrupt_video(tmp_path, capsys):
 
 
 def test_onnx_model_file_is_run_with_onnxruntime(capsys):
-    code = load_tool().main(["--input_file", EXAMPLE, "--use_gpu=False"] + model_args("onnx"))
+    code = load_tool().main(["--input_file", EXAMPLE, "--use_gpu=False", "--engine",
+                             "onnxruntime"] + model_args("onnx"))
     assert code == 0
     [(class_id, name, _)] = expected(EXAMPLE)
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert f"\ttop-1 class: {class_id}\n" in out and f"\ttop-1 class name: {name}\n" in out
+    assert captured.err.count("Engine: ") == 1
+    assert "Engine: ONNX Runtime, fp32\n" in captured.err
 
 
 def test_label_file_of_the_wrong_size(tmp_path, capsys):
@@ -112,21 +116,21 @@ def test_label_file_of_the_wrong_size(tmp_path, capsys):
     labels.write_text("0 cat\n1 dog\n")
     code = load_tool().main(["--input_file", EXAMPLE, "--use_gpu=False", "--label_file",
                              str(labels)] + model_args())
-    assert code == 1
+    assert code == 2
     assert f"label file {labels} has 2 classes but" in capsys.readouterr().err
 
 
 def test_tensorrt_refused_on_this_paddle(capsys):
     code = load_tool().main(["--input_file", EXAMPLE, "--use_gpu=False",
                              "--use_tensorrt=True"] + model_args())
-    assert code == 1
+    assert code == 2
     assert "needs a GPU build of Paddle with TensorRT" in capsys.readouterr().err
 
 
 def test_missing_video_is_named(tmp_path, capsys):
     missing = str(tmp_path / "nope.mp4")
     code = load_tool().main(["--input_file", missing, "--use_gpu=False"] + model_args())
-    assert code == 1
+    assert code == 2
     assert f"input not found: {missing}" in capsys.readouterr().err
 
 
@@ -170,7 +174,7 @@ def test_help_lists_every_option_with_its_default(capsys):
                                            "--model_file", "--params_file", "--batch_size"]:
         assert flag in text, flag
     for default in ("GPU (without one: a one-line note, then the CPU) (default: True)",
-                    "(default: 8000)", "(default: fp32)", "(None: Paddle's choice) (default: None)",
+                    "(default: 8000)", "(default: auto)", "(None: Paddle's choice) (default: None)",
                     "--enable_benchmark BOOL"):
         assert default in text, default
 
@@ -233,7 +237,7 @@ def test_unusable_arguments_are_refused_before_work(tmp_path, capsys, extra, mes
 def test_devices_this_paddle_lacks_are_refused(capsys, flag, message):
     code = load_tool().main(["-i", EXAMPLE, "--use_gpu=False", flag, "True"] + model_args())
     err = capsys.readouterr().err.strip()
-    assert code == 1 and message in err and len(err.splitlines()) == 1
+    assert code == 2 and message in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("name, which", [("SlowFast.pdmodel", "model"),
@@ -253,5 +257,5 @@ def test_garbage_model_files_give_one_line_not_a_crash(tmp_path, name, which):
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
         env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
     lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.returncode == 2, proc.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith(f"Error: {garbage} is not a Paddle")

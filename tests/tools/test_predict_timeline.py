@@ -71,12 +71,12 @@ def test_unreachable_url_is_a_one_line_error():
 ])
 def test_bad_timeline_flags_are_refused_before_work(flags, message):
     proc = run_tool("--input_file", str(three_action_video()), "--timeline", *flags)
-    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == f"Error: {message}"
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == f"Error: {message}"
 
 
 def test_missing_file_in_timeline_mode_is_named():
     proc = run_tool("--input_file", "no/such/video.mp4", "--timeline")
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == "Error: input not found: no/such/video.mp4"
 
 
