@@ -21,6 +21,8 @@ import warnings
 from typing import List, Optional, Tuple
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+# Paddle warns at import about a compiler cache that only matters for custom C++ ops.
+warnings.filterwarnings("ignore", message="No ccache found")
 from paddlevideo.inference.engine_flags import (  # noqa: E402
     add_engine_arguments,
     engine_options,

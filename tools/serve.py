@@ -18,6 +18,8 @@ import sys
 import warnings
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+# Paddle warns at import about a compiler cache that only matters for custom C++ ops.
+warnings.filterwarnings("ignore", message="No ccache found")
 from paddlevideo.inference.engine_flags import add_engine_arguments  # noqa: E402
 
 
