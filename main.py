@@ -136,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
     from paddlevideo.utils.profiler import enable_profiler
 
     cfg = get_config(args.config, overrides=args.override)
+    from paddlevideo.loader.num_classes import resolve_num_classes
+
+    print(resolve_num_classes(cfg, args.override, args.config)[1])  # label file, head, metric
     if args.seed is not None:
         cfg["seed"] = args.seed  # the flag wins over -o seed=N and the file
     enable_profiler(args.profiler_options)
