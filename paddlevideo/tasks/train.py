@@ -24,6 +24,7 @@ from ..loader.dataset.bad_videos import (
     distinct_bad_videos,
 )
 from ..modeling import build_model
+from ..modeling.finetune import load_finetune_weights
 from ..modeling.layers import aggregate_sub_bn_stats
 from ..modeling.onednn_training import apply_cpu_training_options
 from ..solver import build_lr, build_optimizer
@@ -150,8 +151,10 @@ def build_stage(run: TrainRun, plan: Any, epoch: int, previous: Optional[Stage])
     iters = check_iterations(loader, run.max_iters, cfg["DATASET"]["batch_size"])
     model = build_model(cfg["MODEL"])
     if previous is None and run.weights:
-        load_weights(model, run.weights, skip_head=cfg["skip_head"])
+        head_note = load_finetune_weights(model, run.weights, skip_head=cfg["skip_head"])
         logger.info("Loaded weights from %s", run.weights)
+        if head_note:  # the checkpoint's classifier does not fit this run's classes
+            logger.info("%s", head_note)
     model = apply_to_static(model, cfg["to_static"])
     lr_scheduler = build_lr(cfg["OPTIMIZER"]["learning_rate"],
                             updates_per_epoch(iters, run.accum_steps))
