@@ -25,6 +25,7 @@ from ..loader.dataset.bad_videos import (
 )
 from ..modeling import build_model
 from ..modeling.finetune import load_finetune_weights
+from ..modeling.freezing import apply_freezing
 from ..modeling.layers import aggregate_sub_bn_stats
 from ..modeling.onednn_training import apply_cpu_training_options
 from ..solver import build_lr, build_optimizer
@@ -194,6 +195,9 @@ def train_epoch(run: TrainRun, stage: Stage, epoch: int, meter: TrainMeter,
     :class:`Interrupted`."""
     model, optimizer, lr_scheduler = stage.model, stage.optimizer, stage.lr_scheduler
     model.train()
+    freeze_note = apply_freezing(unwrap(model), run.cfg.get("FREEZE"), epoch)
+    if freeze_note:
+        logger.info("%s", freeze_note)
     meter.start_epoch(epoch, stage.iters)
     if start_step >= stage.iters:
         return  # only the end-of-epoch steps were left
