@@ -9,7 +9,8 @@ lets the head settle first. Off by default (``epochs: 0``), as in PaddleVideo.
 Frozen stages get ``stop_gradient`` (no gradient, so no update and no weight decay) and their BN
 layers run in eval mode (running statistics used, not updated); ``bn_stats`` puts every BN layer
 of the backbone in eval mode. :func:`apply_freezing` is called after ``model.train()`` at the
-start of each epoch, so the state follows the epoch on resume too.
+start of each epoch, so the state follows the epoch on resume too. A backbone converted to a
+static program (``to_static``, ``cpu_fast_path``) runs in dygraph while frozen.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import paddle.nn as nn
 
 from .layers import SubBatchNorm3D
 
+_HELD_FORWARD = "_static_forward_held_while_frozen"
 _BN_TYPES = (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn.BatchNorm, SubBatchNorm3D)
 
 
@@ -38,6 +40,16 @@ def _bn(layer: nn.Layer) -> List[nn.Layer]:
     return [m for m in layer.sublayers(include_self=True) if isinstance(m, _BN_TYPES)]
 
 
+def _hold_static_forward(model: nn.Layer, backbone: nn.Layer, frozen: bool) -> None:
+    """While frozen, the backbone runs in dygraph: a static program (``to_static``,
+    ``cpu_fast_path``) keeps the gradients and BN modes it is traced with, and it is traced on
+    its first call. The wrapper is set aside before that call and put back on release."""
+    if frozen and "forward" in backbone.__dict__:
+        model.__dict__[_HELD_FORWARD] = backbone.__dict__.pop("forward")
+    elif not frozen and _HELD_FORWARD in model.__dict__:
+        backbone.__dict__["forward"] = model.__dict__.pop(_HELD_FORWARD)
+
+
 def apply_freezing(model: nn.Layer, freeze: Optional[Dict[str, Any]], epoch: int) -> Optional[str]:
     """Freeze (``epoch < FREEZE.epochs``) or release the parts ``freeze`` names; ``model`` is
     the recognizer (``model.backbone``). Returns a line to log at the first frozen epoch and at
@@ -49,6 +61,7 @@ def apply_freezing(model: nn.Layer, freeze: Optional[Dict[str, Any]], epoch: int
         return None
     active = epoch < epochs
     backbone = model.backbone
+    _hold_static_forward(model, backbone, active)
     frozen = stage_layers(backbone, stages)
     for layer in frozen:
         for param in layer.parameters():

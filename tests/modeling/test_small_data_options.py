@@ -150,3 +150,15 @@ def test_options_are_config_keys():
         get_config(SLOWFAST_YAML, ["FREEZE.stages=6"])
     with pytest.raises(ConfigError, match="mixup_alpa"):
         get_config(SLOWFAST_YAML, ["MODEL.mixup_alpa=0.2"])
+
+
+def test_static_backbone_runs_in_dygraph_while_frozen():
+    from paddlevideo.modeling.onednn_training import is_onednn, use_onednn_backbone
+
+    model = build_small()
+    assert use_onednn_backbone(model) is None and is_onednn(model)
+    freeze = {"epochs": 1, "bn_stats": True}
+    apply_freezing(model, freeze, epoch=0)
+    assert not is_onednn(model)  # traced later, in the released state
+    apply_freezing(model, freeze, epoch=1)
+    assert is_onednn(model)
