@@ -12,6 +12,8 @@ tools/check_videos.py does and leaves the bad ones out. Prints a per-class table
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import os
 import shlex
 import sys
@@ -19,8 +21,6 @@ from multiprocessing import Pool
 from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from check_videos import check_video  # noqa: E402  (this folder is on sys.path)
 
 from paddlevideo.loader.dataset.class_folders import (  # noqa: E402
     SPLITS,
@@ -72,9 +72,19 @@ def check_out_folder(out: str, overwrite: bool) -> None:
                                f"folder or pass --overwrite")
 
 
+@functools.lru_cache(maxsize=1)
+def _check_videos_tool():
+    """tools/check_videos.py as a module (its ``check_video`` is the test --check runs)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check_videos.py")
+    spec = importlib.util.spec_from_file_location("check_videos_tool", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _check_job(job: Tuple[str, int]) -> Tuple[str, Optional[str]]:
     path, min_frames = job
-    return path, check_video(path, min_frames)
+    return path, _check_videos_tool().check_video(path, min_frames)
 
 
 def drop_bad_videos(scan: FolderScan, min_frames: int, workers: int) -> List[Tuple[str, str]]:

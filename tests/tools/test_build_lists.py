@@ -17,7 +17,6 @@ SCRIPT = REPO_ROOT / "tools" / "build_lists.py"
 
 
 def _load_tool():
-    sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("build_lists_tool", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
