@@ -13,13 +13,14 @@ from tests.tasks.conftest import DEMO_CONFIG
 SOURCE = ("move_left", "move_up", "rotate_clockwise", "grow")
 TARGET = ("move_right", "move_down", "rotate_counterclockwise", "shrink")
 SIDE, FRAMES, CROP = 40, 16, 32
+SOURCE_CLIPS, TARGET_CLIPS, VAL_CLIPS = 48, 4, 8  # per class
 
 
 @pytest.fixture(scope="module")
 def motion_clips(tmp_path_factory):
     root = tmp_path_factory.mktemp("transfer")
-    paths = make_demo_dataset(str(root / "videos"), classes=8, train_per_class=24,
-                              val_per_class=8, width=SIDE, height=SIDE, frames=FRAMES)
+    paths = make_demo_dataset(str(root / "videos"), classes=8, train_per_class=SOURCE_CLIPS,
+                              val_per_class=VAL_CLIPS, width=SIDE, height=SIDE, frames=FRAMES)
     rows = {split: [line.rsplit(" ", 1) for line in open(paths[f"{split}_list"]).read().split(
         "\n") if line] for split in ("train", "val")}
 
@@ -34,15 +35,16 @@ def motion_clips(tmp_path_factory):
 
     labels = root / "target_labels.txt"
     labels.write_text("".join(f"{i} {c}\n" for i, c in enumerate(TARGET)))
-    return {"source_train": write("source_train.list", SOURCE, "train", 24),
-            "source_val": write("source_val.list", SOURCE, "val", 8),
-            "target_train": write("target_train.list", TARGET, "train", 4),
-            "target_val": write("target_val.list", TARGET, "val", 8), "labels": labels}
+    return {"source_train": write("source_train.list", SOURCE, "train", SOURCE_CLIPS),
+            "source_val": write("source_val.list", SOURCE, "val", VAL_CLIPS),
+            "target_train": write("target_train.list", TARGET, "train", TARGET_CLIPS),
+            "target_val": write("target_val.list", TARGET, "val", VAL_CLIPS), "labels": labels}
 
 
 def _overrides(train_list, val_list, out, epochs, lr):
     items = {"DATASET.train.file_path": train_list, "DATASET.valid.file_path": val_list,
-             "DATASET.test.file_path": val_list, "DATASET.batch_size": 4,
+             "DATASET.test.file_path": val_list, "DATASET.batch_size": 8,
+             "MODEL.backbone.width_per_group": 4, "MODEL.head.width_per_group": 4,
              "DATASET.num_workers": 0, "output_dir": out, "epochs": epochs,
              "OPTIMIZER.learning_rate.max_epoch": epochs,
              "OPTIMIZER.learning_rate.warmup_epochs": 0,
