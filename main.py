@@ -133,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
     from paddlevideo.utils.config import get_config
 
     cfg = get_config(args.config, overrides=args.override)  # read and checked, once
+    from paddlevideo.loader.num_classes import resolve_num_classes
+
+    print(resolve_num_classes(cfg, args.override, args.config)[1])  # label file, head, metric
     select_device(cfg["device"])
     run_task(args, cfg)
     return 0

@@ -75,8 +75,8 @@ def convert(args: argparse.Namespace) -> int:
         print(f"WARNING {title} ({len(items)}): {', '.join(items[:25])}"
               + (f" ... and {len(items) - 25} more" if len(items) > 25 else ""))
     if conversion.dropped_head:
-        print("The file has no classifier: fine-tune it with -o skip_head=True "
-              "(see docs/convert.md)")
+        print("The file has no classifier: main.py -w fine-tunes from it with a fresh head "
+              "(as -o skip_head=True does; see docs/finetune.md)")
     return 0
 
 

@@ -36,7 +36,9 @@ def build_recognizer(cfg: Dict[str, Any]) -> nn.Layer:
     backbone = build_backbone(cfg["backbone"])
     head = build_head(cfg["head"])
     loss = build_loss(cfg["loss"]) if cfg.get("loss") else None
-    model = recognizer_cls(backbone=backbone, head=head, loss=loss)
+    # the recognizer's own options (e.g. mixup_alpha): every other key of MODEL
+    options = {k: v for k, v in cfg.items() if k not in ("framework", "backbone", "head", "loss")}
+    model = recognizer_cls(backbone=backbone, head=head, loss=loss, **options)
     pretrained = cfg["backbone"].get("pretrained")
     if pretrained:
         from ..utils.checkpoint import load_pretrained

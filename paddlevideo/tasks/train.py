@@ -24,6 +24,8 @@ from ..loader.dataset.bad_videos import (
     distinct_bad_videos,
 )
 from ..modeling import build_model
+from ..modeling.finetune import load_finetune_weights
+from ..modeling.freezing import apply_freezing
 from ..modeling.layers import aggregate_sub_bn_stats
 from ..solver import build_lr, build_optimizer
 from ..utils.checkpoint import NonFiniteCheckpointError, load_weights, save_finite_weights
@@ -99,8 +101,10 @@ def build_stage(run: TrainRun, plan: Plan, epoch: int, previous: Optional[Stage]
                              run.world_size)
     model = build_model(cfg["MODEL"])
     if previous is None and run.weights:
-        load_weights(model, run.weights, skip_head=cfg["skip_head"])
+        head_note = load_finetune_weights(model, run.weights, skip_head=cfg["skip_head"])
         logger.info("Loaded weights from %s", run.weights)
+        if head_note:  # the checkpoint's classifier does not fit this run's classes
+            logger.info("%s", head_note)
     # dygraph, to_static or oneDNN (before AMP/DataParallel wrap the model)
     apply_backbone_path(model, cfg, run.amp.enabled, run.world_size, paddle.get_device())
     lr_scheduler = build_lr(cfg["OPTIMIZER"]["learning_rate"],
@@ -156,6 +160,9 @@ def train_epoch(run: TrainRun, stage: Stage, epoch: int, meter: TrainMeter,
     :class:`Interrupted`."""
     model, optimizer, lr_scheduler = stage.model, stage.optimizer, stage.lr_scheduler
     model.train()
+    freeze_note = apply_freezing(unwrap(model), run.cfg.get("FREEZE"), epoch)
+    if freeze_note:
+        logger.info("%s", freeze_note)
     meter.start_epoch(epoch, stage.iters)
     if start_step >= stage.iters:
         return  # only the end-of-epoch steps were left

@@ -143,6 +143,11 @@ SCHEMA = Table({
                                      [1.0, 1.0]], "list"),
         "short_cycle_factors": Value([0.5, 0.5 ** 0.5], "list")}),
     "GRADIENT_ACCUMULATION": Table({"global_batch_size": Value(None, "int", minimum=1)}),
+    # fine-tuning: backbone stages / BN statistics held fixed for the first epochs
+    # (modeling/freezing.py); epochs 0: off
+    "FREEZE": Table({"epochs": Value(0, "int", minimum=0), "stages": Value(0, "int", minimum=0,
+                                                                         maximum=5),
+                     "bn_stats": Value(False, "bool")}),
     "model_name": Value("model", "str"),
     "output_dir": Value(None, "str"),
     "epochs": Value(1, "int", minimum=1),

@@ -328,7 +328,9 @@ class DecodeSampler:
 
     ``backend``: ``decord`` (default) or ``pyav``; both give the same frames. ``pyav`` decodes only
     what the wanted frames need (see :class:`PyAVReader`), which is faster on H.264/HEVC.
-    ``num_threads`` applies to decord.
+    ``num_threads`` applies to decord. ``fit_short`` (off by default, as in PaddleVideo): a
+    video shorter than the clip's span is sampled over its whole length rather than padded with
+    its last frame (:func:`sample_clip_indices`).
 
     Reads: ``filename``, ``temporal_sample_index``, ``temporal_num_clips`` (test),
     ``short_cycle_idx`` (optional).
@@ -338,13 +340,15 @@ class DecodeSampler:
 
     def __init__(self, num_frames: int, sampling_rate: int, default_sampling_rate: int = 2,
                  target_fps: float = 30, test_mode: bool = False, backend: str = "decord",
-                 num_threads: int = 0, test_cache_mb: float = 128) -> None:
+                 num_threads: int = 0, test_cache_mb: float = 128,
+                 fit_short: bool = False) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"DecodeSampler: unknown backend '{backend}', expected {BACKENDS}")
         self.num_frames, self.sampling_rate = int(num_frames), int(sampling_rate)
         self.default_sampling_rate, self.target_fps = int(default_sampling_rate), target_fps
         self.test_mode, self.backend, self.num_threads = test_mode, backend, num_threads
         self.test_cache_bytes = int(test_cache_mb * 2**20)
+        self.fit_short = bool(fit_short)
         self._last_source: Optional[VideoSource] = None
         self._clip_cache: Dict[Tuple[str, int, int], np.ndarray] = {}
         self._clip_bytes: Dict[str, int] = {}
@@ -377,7 +381,7 @@ class DecodeSampler:
         group = range(index, min(index + count, views))
         clip_indices = [sample_clip_indices(source.num_frames, self.num_frames,
                                             self.sampling_rate, source.fps, self.target_fps,
-                                            i / views) for i in group]
+                                            i / views, self.fit_short) for i in group]
         union = np.unique(np.concatenate(clip_indices))
         frames = source.get_frames(union)
         self._clip_cache = {}
@@ -396,12 +400,13 @@ class DecodeSampler:
             views = int(results.get("temporal_num_clips", 1))
             frames = self._test_clips(source, index, views)
             indices = sample_clip_indices(source.num_frames, self.num_frames, self.sampling_rate,
-                                          source.fps, self.target_fps, index / views)
+                                          source.fps, self.target_fps, index / views,
+                                          self.fit_short)
         else:
             start_fraction = float(pipeline_rng().uniform(0.0, 1.0))
             indices = sample_clip_indices(source.num_frames, self.num_frames,
                                           self._sampling_rate(results), source.fps,
-                                          self.target_fps, start_fraction)
+                                          self.target_fps, start_fraction, self.fit_short)
             try:
                 frames = source.get_frames(indices)
             finally:

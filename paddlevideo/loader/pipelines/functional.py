@@ -25,16 +25,23 @@ def clip_start(num_video_frames: int, clip_size: float, start_fraction: float) -
 
 
 def sample_clip_indices(num_video_frames: int, num_frames: int, sampling_rate: int,
-                        video_fps: float, target_fps: float, start_fraction: float) -> np.ndarray:
+                        video_fps: float, target_fps: float, start_fraction: float,
+                        fit_short: bool = False) -> np.ndarray:
     """Indices ``int64 [num_frames]`` of the frames one clip holds.
 
     The clip spans ``num_frames * sampling_rate * video_fps / target_fps`` source frames, so it
-    covers the same time at any frame rate. Indices past the end repeat the last frame.
+    covers the same time at any frame rate. Indices past the end repeat the last frame; with
+    ``fit_short`` a video shorter than that span is sampled over its whole length instead (the
+    frames spread evenly, none wasted on padding: 32 frames of a 30-frame video sampled for a
+    64-frame span are each frame ``0..29`` once or twice, rather than every second frame up to
+    28 and then the last frame 17 times).
     """
     if num_video_frames <= 0:
         raise ValueError("a video with no frames has no clip")
     fps_ratio = video_fps / target_fps if video_fps > 0 and target_fps > 0 else 1.0
     clip_size = num_frames * sampling_rate * fps_ratio
+    if fit_short and clip_size > num_video_frames:
+        return np.linspace(0, num_video_frames - 1, num_frames).round().astype(np.int64)
     start = clip_start(num_video_frames, clip_size, start_fraction)
     end = start + clip_size - 1
     indices = np.linspace(start, end, num_frames).astype(np.int64)

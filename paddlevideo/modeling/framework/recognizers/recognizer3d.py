@@ -7,6 +7,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ...mixing import batch_rng, draw_mix, mix_clips
 from ...registry import RECOGNIZERS
 
 MODES = ("train", "valid", "test", "infer")
@@ -24,7 +25,9 @@ class Recognizer3D(nn.Layer):
     - ``infer``: ``batch = [slow, fast]`` → class probabilities ``[N, K]``.
     """
 
-    def __init__(self, backbone: nn.Layer, head: nn.Layer, loss: nn.Layer | None = None) -> None:
+    def __init__(self, backbone: nn.Layer, head: nn.Layer, loss: nn.Layer | None = None,
+                 mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, mix_prob: float = 1.0,
+                 mix_switch_prob: float = 0.5) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -33,6 +36,12 @@ class Recognizer3D(nn.Layer):
 
             loss = CrossEntropyLoss()
         self.loss_func = loss
+        # mixup / cutmix of training batches (modeling/mixing.py); 0: off, as in PaddleVideo
+        for name, value in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+            if value < 0:
+                raise ValueError(f"Recognizer3D: {name} must be >= 0, got {value}")
+        self.mixup_alpha, self.cutmix_alpha = float(mixup_alpha), float(cutmix_alpha)
+        self.mix_prob, self.mix_switch_prob = float(mix_prob), float(mix_switch_prob)
 
     def forward_net(self, inputs: Sequence[paddle.Tensor], probs: bool = False) -> paddle.Tensor:
         return self.head(self.backbone(list(inputs)), probs=probs)
@@ -45,9 +54,27 @@ class Recognizer3D(nn.Layer):
         raise ValueError(f"Recognizer3D: mode must be one of {MODES}, got {mode!r}")
 
     def train_step(self, data_batch) -> Dict[str, paddle.Tensor]:
-        logits = self.forward_net(data_batch[:2])
         labels = data_batch[2].reshape([-1, 1]).astype("int64")
+        if self.training and (self.mixup_alpha > 0 or self.cutmix_alpha > 0):
+            return self.mixed_train_step(list(data_batch[:2]), labels)
+        logits = self.forward_net(data_batch[:2])
         return self.loss_metrics(logits, labels)
+
+    def mixed_train_step(self, inputs, labels: paddle.Tensor) -> Dict[str, paddle.Tensor]:
+        """Loss of a mixed batch: ``lam · loss(y) + (1 - lam) · loss(y[partner])``; top-1/top-5
+        count each clip's own label."""
+        rng = batch_rng()
+        if rng.random() >= self.mix_prob:
+            return self.loss_metrics(self.forward_net(inputs), labels)
+        height, width = inputs[0].shape[-2:]
+        draw = draw_mix(labels.shape[0], height, width, self.mixup_alpha, self.cutmix_alpha,
+                        self.mix_switch_prob, rng)
+        logits = self.forward_net(mix_clips(inputs, draw))
+        partner_labels = paddle.index_select(labels, paddle.to_tensor(draw.partner), axis=0)
+        outputs = self.loss_metrics(logits, labels)
+        outputs["loss"] = draw.lam * outputs["loss"] + (1.0 - draw.lam) * self.loss_func(
+            logits, partner_labels)
+        return outputs
 
     def loss_metrics(self, logits: paddle.Tensor,
                      labels: paddle.Tensor) -> Dict[str, paddle.Tensor]:
