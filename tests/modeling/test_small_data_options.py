@@ -153,12 +153,12 @@ def test_options_are_config_keys():
 
 
 def test_static_backbone_runs_in_dygraph_while_frozen():
-    from paddlevideo.modeling.onednn_training import is_onednn, use_onednn_backbone
+    from paddlevideo.tasks.backbone_paths import backbone_path, convert_backbone
 
     model = build_small()
-    assert use_onednn_backbone(model) is None and is_onednn(model)
+    assert convert_backbone(model, "onednn") is None and backbone_path(model) == "onednn"
     freeze = {"epochs": 1, "bn_stats": True}
     apply_freezing(model, freeze, epoch=0)
-    assert not is_onednn(model)  # traced later, in the released state
+    assert backbone_path(model) == "dygraph"  # traced later, in the released state
     apply_freezing(model, freeze, epoch=1)
-    assert is_onednn(model)
+    assert backbone_path(model) == "onednn"
