@@ -124,6 +124,9 @@ class FrameStream:
         if self._container is not None:
             self._container.close()
             self._container = None
+        # the decoder's frame threads end when the last reference to its stream goes: a
+        # process forked later (loader workers) must not inherit a decoder with threads
+        self._stream = None
         if self._capture is not None:
             self._capture.release()
             self._capture = None

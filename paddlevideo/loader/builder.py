@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import signal
 from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -147,6 +148,10 @@ class VideoDataLoader:
         if self.num_workers == 0:
             iterator = self._iter_in_process(iter(_SeededBatches(self)))
         else:
+            # An unreachable object still alive in a reference cycle can hold a video decoder
+            # with frame threads (FFmpeg's); a worker forked now inherits it without the threads
+            # and hangs when it frees it. Collected here, before the fork, it is gone.
+            gc.collect()
             # created here, not lazily, so the workers see this epoch's sampler and seeds
             iterator = _name_worker_failures(iter(self._loader))
         # The next pass is the next epoch unless set_epoch says otherwise, and whole.

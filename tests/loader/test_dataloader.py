@@ -156,3 +156,49 @@ def test_pyav_reader_starts_no_decoder_threads(noise_list):
     assert reader.get_frames(np.arange(0, 40, 3)).shape == (14, 48, 64, 3)
     assert set(os.listdir("/proc/self/task")) - threads == set()
     reader.close()
+
+
+LEAKED_DECODER = """
+import gc, sys
+import av
+sys.path.insert(0, {root!r})
+from tests.loader.test_dataloader import _epoch, _loader
+
+container = av.open({video!r})
+stream = container.streams.video[0]
+stream.thread_type = "AUTO"  # FFmpeg frame threads
+next(container.decode(stream))
+holder = {{"stream": stream}}
+holder["self"] = holder  # a cycle: only the garbage collector frees the decoder
+del container, stream, holder
+gc.disable()  # as if no collection ran between the leak and the loader's start
+import paddlevideo.loader.builder as builder
+
+started = builder._worker_started
+
+
+def collect_then_start(worker_id):
+    gc.collect()  # a collection in the worker frees whatever cycles it inherited
+    started(worker_id)
+
+
+builder._worker_started = collect_then_start
+print(len(_epoch(_loader({list_path!r}, num_workers=2))))
+"""
+
+
+def test_workers_start_after_a_leaked_threaded_decoder_is_collected(noise_list):
+    """A decoder with frame threads left in a reference cycle in the trainer process: the
+    forked workers must not inherit it (they hung freeing it)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    video = os.path.join(os.path.dirname(noise_list), "noise.mp4")
+    code = LEAKED_DECODER.format(root=str(REPO_ROOT), video=video, list_path=noise_list)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "4"
