@@ -29,9 +29,16 @@ browser:
 	@if ! command -v chromedriver >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && apt-get install -y -qq chromium chromium-driver; fi
 
+# Tests that run an inference engine (OpenVINO, Paddle Inference) inside the pytest process run
+# in a second process: the engines' thread pools stay alive after a test, and the training and
+# loader tests fork worker processes.
+ENGINE_TESTS := tests/inference tests/serving tests/tasks/test_fast_test.py \
+	tests/tools/test_export_model.py tests/tools/test_quantize.py
+
 test: venv-dev browser
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests $(addprefix --ignore=,$(ENGINE_TESTS))
+	$(PY) -m pytest -q $(ENGINE_TESTS)
 
 lint: venv-dev
 	$(PY) -m ruff check .
