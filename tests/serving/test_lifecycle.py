@@ -50,12 +50,12 @@ def test_full_queue_is_429_and_sigterm_finishes_accepted_jobs_then_exits_0():
 
 
 def long_video():
-    """24 s: the three clips four times over."""
+    """96 s: the three clips sixteen times over (far longer to process than the 1 s bound)."""
     from tests.conftest import write_video
 
-    path = work_dir() / "twelve_actions.mp4"
+    path = work_dir() / "forty_eight_actions.mp4"
     if not path.exists():
-        write_video(path, np.concatenate(clip_frames() * 4), fps=FPS)
+        write_video(path, np.concatenate(clip_frames() * 16), fps=FPS)
     return path
 
 
