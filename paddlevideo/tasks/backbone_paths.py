@@ -17,8 +17,9 @@ optimizer, checkpoints, ``paddle.DataParallel`` and precise BN see the same mode
   raises, ``pad`` crashes, BN/ReLU gradients fall back to reference kernels); a ProgramDesc
   program picks oneDNN one op at a time from its ``use_mkldnn`` attribute. So this path traces
   under the ProgramDesc IR (scoped to the backbone call) and marks only ``conv3d`` and
-  ``conv3d_grad``: the losses equal the dygraph ones to float tolerance. Evaluation runs in
-  dygraph (an eval program would keep the weights it was traced with).
+  ``conv3d_grad``: the losses equal the dygraph ones to float tolerance. Evaluation (validation
+  between epochs) runs its own eval program, traced afresh for each evaluation because an eval
+  program keeps the weight values it first ran with; its scores equal dygraph's.
 
 One wrapper, :class:`ProgramBackbone`, holds what both share: it stands in for
 ``backbone.forward``, runs dygraph while a BN momentum differs from the traced one (precise BN
@@ -144,11 +145,9 @@ class ToStaticProgram:
     def scope(self) -> ContextManager:
         return contextlib.nullcontext()
 
-    def runs_program(self, backbone: nn.Layer) -> bool:
-        return True
-
-    def prepare(self, static_fn: Callable, backbone: nn.Layer, inputs: List) -> None:
-        """Nothing to do: the program is traced on its first call."""
+    def prepare(self, static_fn: Callable, backbone: nn.Layer, inputs: List) -> Callable:
+        """The program itself, traced on its first call."""
+        return static_fn
 
     def warn_fallback(self, err: BaseException) -> None:
         _warn(f"to_static=True: paddle.jit.to_static failed ({failure_reason(err)}); "
@@ -157,41 +156,57 @@ class ToStaticProgram:
 
 class OneDNNProgram:
     """Program builder of the ``onednn`` path: ProgramDesc, only ``conv3d``/``conv3d_grad`` on
-    oneDNN, training calls only. ``marked``: training mode -> oneDNN ops in its programs."""
+    oneDNN, training and evaluation. ``marked``: training mode -> oneDNN ops in its programs.
+
+    The training program reads the current weights at every step; an evaluation program keeps
+    the values it first ran with, so one is traced afresh for each evaluation (the first eval
+    call after a training call): validation between epochs scores the weights trained since."""
 
     path = "onednn"
 
     def __init__(self) -> None:
         self.marked: Dict[bool, int] = {}
+        self.dygraph_fn: Optional[Callable] = None
+        self.eval_fn: Optional[Callable] = None
+        self.evaluations = 0  # evaluation programs traced so far
 
     def trace(self, dygraph_fn: Callable) -> Callable:
+        self.dygraph_fn = dygraph_fn
         with program_desc_ir():
             return _to_static(dygraph_fn)
 
     def scope(self) -> ContextManager:
         return program_desc_ir()
 
-    def runs_program(self, backbone: nn.Layer) -> bool:
-        # evaluation (validation between epochs) runs in dygraph: an eval program keeps the
-        # weights it was traced with, not the ones trained since
-        return backbone.training
-
-    def prepare(self, static_fn: Callable, backbone: nn.Layer, inputs: List) -> None:
-        """Build the training program and mark its convolutions (once per mode)."""
+    def prepare(self, static_fn: Callable, backbone: nn.Layer, inputs: List) -> Callable:
+        """The program for this call with its convolutions marked: the training program (built
+        once), or this evaluation's program (built on its first call)."""
         training = backbone.training
-        if training in self.marked:
-            return
+        if training:
+            self.eval_fn = None  # the weights change: the next evaluation traces anew
+            if training not in self.marked:
+                self.marked[training] = self._mark(static_fn, inputs, training)
+            return static_fn
+        if self.eval_fn is None:
+            eval_fn = _to_static(self.dygraph_fn)
+            self.marked[training] = self._mark(eval_fn, inputs, training)
+            self.eval_fn, self.evaluations = eval_fn, self.evaluations + 1
+        return self.eval_fn
+
+    @staticmethod
+    def _mark(static_fn: Callable, inputs: List, training: bool) -> int:
         _, partial = static_fn.get_concrete_program(inputs, is_train=training)
         partial.training = training
         programs = ([partial.forward_program, partial.backward_program] if training
                     else [partial.infer_program])
-        self.marked[training] = mark_onednn_ops(programs)
-        if not self.marked[training]:
+        marked = mark_onednn_ops(programs)
+        if not marked:
             raise RuntimeError("the traced backbone has no conv3d op to run on oneDNN")
+        return marked
 
     def warn_fallback(self, err: BaseException) -> None:
         _warn(f"cpu_fast_path=onednn: the oneDNN program failed ({first_line(err)}); "
-              f"training in dygraph", OneDNNFallbackWarning)
+              f"running in dygraph", OneDNNFallbackWarning)
 
 
 BUILDERS = {"to_static": ToStaticProgram, "onednn": OneDNNProgram}
@@ -201,11 +216,10 @@ class ProgramBackbone:
     """Stands in for ``backbone.forward``: ``[slow, fast]`` (each ``[N,3,T,H,W]``) through the
     builder's static program, the backbone's outputs unchanged; dygraph after a failure.
 
-    A call where the builder runs no program (oneDNN in evaluation), or while some BN layer has
-    another momentum than at tracing (precise BN), runs in dygraph. If building or running the
-    program raises, the backbone's own ``forward`` is restored, the builder warns with the
-    reason, and that call (and every later one) runs in dygraph. ``verified``: a program call
-    has succeeded.
+    A call while some BN layer has another momentum than at tracing (precise BN) runs in
+    dygraph. If building or running the program raises, the backbone's own ``forward`` is
+    restored, the builder warns with the reason, and that call (and every later one) runs in
+    dygraph. ``verified``: a program call has succeeded.
     """
 
     def __init__(self, backbone: nn.Layer, builder: Any, static_fn: Callable,
@@ -223,13 +237,12 @@ class ProgramBackbone:
 
     def __call__(self, inputs: Sequence[paddle.Tensor]) -> List[paddle.Tensor]:
         inputs = list(inputs)
-        if not self.builder.runs_program(self.backbone) \
-                or norm_momenta(self.backbone) != self.traced_momenta:
+        if norm_momenta(self.backbone) != self.traced_momenta:
             return self.dygraph_fn(inputs)
         try:
             with self.builder.scope():
-                self.builder.prepare(self.static_fn, self.backbone, inputs)
-                outputs = self.static_fn(inputs)
+                program = self.builder.prepare(self.static_fn, self.backbone, inputs)
+                outputs = program(inputs)
         except Exception as err:  # noqa: BLE001 - any program failure means: keep dygraph
             restore_dygraph(self.backbone)
             self.builder.warn_fallback(err)

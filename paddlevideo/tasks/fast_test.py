@@ -8,7 +8,6 @@ use. ``cpu_fast_path: dygraph`` (or a GPU, or several processes) keeps the dynam
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -17,18 +16,11 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import numpy as np
 import paddle
 
+from ..utils.cpu_features import usable_cores
 from ..utils.logger import get_logger
 
 logger = get_logger()
 ETA_LOG_LINES = 20  # about this many progress lines per test run
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def wants_engine_path(cfg: Dict[str, Any], world_size: int) -> bool:

@@ -6,14 +6,38 @@ a missing feature answers ``False``, never raises.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Dict, FrozenSet
+import os
+from typing import Dict, FrozenSet, Iterator
 
 import paddle
 
 CPUINFO = "/proc/cpuinfo"
 # phi kernel names the oneDNN training path needs, all float32
 ONEDNN_TRAINING_KERNELS = ("conv3d", "conv3d_grad")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def math_threads(count: int) -> Iterator[None]:
+    """Paddle's CPU kernels (oneDNN, the GEMMs) use ``count`` threads in the body, then the
+    number Paddle started with (``FLAGS_paddle_num_threads``, 1 unless set)."""
+    from paddle.base import core
+
+    core.set_num_threads(max(1, int(count)))
+    try:
+        yield
+    finally:
+        core.set_num_threads(int(paddle.get_flags(["FLAGS_paddle_num_threads"])
+                                 ["FLAGS_paddle_num_threads"]))
 
 
 def cpu_flags(cpuinfo_path: str = CPUINFO) -> FrozenSet[str]:

@@ -8,6 +8,7 @@ import pytest
 from paddlevideo.modeling.framework import Recognizer3D
 from paddlevideo.modeling.heads import SlowFastHead
 from paddlevideo.tasks import backbone_paths
+from paddlevideo.tasks.amp import AmpContext
 from paddlevideo.tasks.backbone_paths import (
     OneDNNFallbackWarning,
     ToStaticFallbackWarning,
@@ -19,6 +20,7 @@ from paddlevideo.tasks.backbone_paths import (
     program_of,
     resolve_backbone_path,
 )
+from paddlevideo.tasks.train import run_validation
 from paddlevideo.utils import cpu_features
 from paddlevideo.utils.config import ConfigError
 from tests.modeling.small_model import build_small, make_inputs
@@ -214,7 +216,7 @@ def test_onednn_eval_forward_matches_dygraph_and_keeps_pir():
         got = model([slow, fast], mode="infer").numpy()
     assert got.shape == (2, 5)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
-    assert False not in program_of(model).builder.marked  # evaluation: dygraph
+    assert program_of(model).builder.marked[False] > 0  # the eval program's conv3d on oneDNN
     # the ProgramDesc switch is scoped to the backbone call
     assert paddle.base.framework.use_pir_api() == was_pir
 
@@ -327,17 +329,46 @@ def test_kernel_queries_on_this_build():
 @needs_onednn
 def test_evaluation_between_training_steps_sees_the_current_weights():
     # validation runs between epochs: its outputs must follow the weights trained since the
-    # previous validation, as the dygraph model's do
-    reference, model = small(), small()
+    # previous validation. An eval program keeps the values it first ran with (stale by ~7e-4
+    # after two more steps of this model), so each evaluation traces its own
+    model = small()
     apply_backbone_path(model, {"cpu_fast_path": "onednn"})
+    program = program_of(model)
     slow, fast, _ = make_inputs(batch=2, seed=5)
-    for _ in range(2):
-        train_losses(reference, steps=2)
+    for evaluation in range(1, 4):
         train_losses(model, steps=2)
-        outputs = []
-        for net in (reference, model):
-            net.eval()
-            with paddle.no_grad():
-                outputs.append(net([slow, fast], mode="infer").numpy())
-            net.train()
-        np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-3, atol=1e-5)
+        model.eval()
+        with paddle.no_grad():
+            got = [model([s, f], mode="infer").numpy() for s, f in
+                   ((slow, fast), (slow[:1], fast[:1]))]  # a short last batch: same program
+            expected = model.head(program.dygraph_fn([slow, fast]), probs=True).numpy()
+        model.train()
+        assert program.builder.evaluations == evaluation
+        np.testing.assert_allclose(got[0], expected, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(got[1], expected[:1], rtol=1e-4, atol=1e-6)
+
+
+@needs_onednn
+def test_validation_on_the_onednn_path_scores_as_the_dygraph_path():
+    # the same views through run_validation: the same top-1/top-5 and the loss to float rounding
+    model = small(seed=4)
+    train_losses(model, steps=1)  # weights and BN statistics away from their initial values
+    batches = []
+    for seed, size in ((20, 3), (21, 3), (22, 2)):  # a short last batch
+        slow, fast, _ = make_inputs(batch=size, seed=seed)
+        model.eval()
+        with paddle.no_grad():
+            predicted = model([slow, fast], mode="infer").numpy().argmax(axis=1)
+        # half the labels are the predicted class, half another: top-1 is not trivially 0 or 1
+        labels = np.where(np.arange(size) % 2 == 0, predicted, (predicted + 1) % 5)
+        batches.append([slow, fast, paddle.to_tensor(labels.reshape(-1, 1).astype("int64"))])
+    model.train()
+    dygraph = run_validation(model, batches, 1, AmpContext())
+    apply_backbone_path(model, {"cpu_fast_path": "onednn"})
+    onednn = run_validation(model, batches, 1, AmpContext())
+    assert program_of(model).builder.evaluations == 1 and program_of(model).verified
+    assert dygraph["samples"] == onednn["samples"] == 8
+    assert dygraph["top1"] == pytest.approx(5 / 8)  # clips 0 and 2 of 3, 0 of 2
+    assert onednn["top1"] == dygraph["top1"] and onednn["top5"] == dygraph["top5"]
+    assert onednn["loss"] == pytest.approx(dygraph["loss"], rel=1e-5)
+    assert model.training  # run_validation hands the model back in training mode

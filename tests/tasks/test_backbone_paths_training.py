@@ -32,7 +32,7 @@ def test_onednn_training_run_matches_the_dygraph_run(tiny_dataset, tmp_path):
     onednn, onednn_log = _train(tiny_dataset, tmp_path / "onednn", "onednn")
     assert "cpu_fast_path=dygraph: training path dygraph" in dygraph_log
     assert "cpu_fast_path=onednn: training path onednn" in onednn_log
-    assert "[VALID] epoch 1" in onednn_log  # validation ran (in dygraph)
+    assert "[VALID] epoch 1" in onednn_log  # validation ran (its own oneDNN program)
     losses = [[float(x) for x in re.findall(r"train step:\d+ +loss: ([0-9.]+)", log)]
               for log in (dygraph_log, onednn_log)]
     assert len(losses[0]) == 2
