@@ -46,23 +46,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def cpu_description() -> str:
-    """``model name`` of /proc/cpuinfo and the instruction sets the engines use."""
-    from paddlevideo.utils.cpu_features import CPUINFO, cpu_flags
-
-    name = "unknown CPU"
-    try:
-        with open(CPUINFO) as f:
-            name = next((ln.split(":", 1)[1].strip() for ln in f
-                         if ln.startswith("model name")), name)
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-    flags = cpu_flags()
-    return f"{name}; " + ", ".join(f"{flag}: {'yes' if flag in flags else 'no'}"
-                                   for flag in wanted)
-
-
 def make_video(path: str, width: int = 340, height: int = 256, seconds: int = 10,
                fps: int = 30) -> None:
     """A panning texture with a moving disc, so the encoder sees natural-looking motion."""
@@ -189,6 +172,7 @@ def main() -> int:
 
     from paddlevideo.modeling import build_model
     from paddlevideo.utils import get_config
+    from paddlevideo.utils.cpu_features import cpu_description
 
     cfg = get_config(CONFIG, overrides=args.override)
     print(f"CPU: {cpu_description()}")

@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     service.add_argument("--max_batch", type=int, default=8,
                          help="most clips per model run (1: no dynamic batching)")
     service.add_argument("--workers", type=int, default=2,
-                         help="threads that decode and preprocess uploads")
+                         help="worker processes that decode and preprocess uploads")
     service.add_argument("--num_views", type=int, default=1,
                          help="clips per video when a request gives no ?views=")
     service.add_argument("--token", default=os.environ.get("PADDLEVIDEO_SERVE_TOKEN"),

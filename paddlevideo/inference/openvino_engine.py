@@ -115,6 +115,12 @@ class OpenVinoEngine:
             self._compiled[batch] = self.core.compile_model(model, "CPU", self.config)
         return self._compiled[batch]
 
+    def prepare_batches(self, batches: Any) -> None:
+        """Compile for each batch size in ``batches`` now (a service's batcher forms them all;
+        compiling on first use would stall the requests of that batch)."""
+        for batch in batches:
+            self.compiled_for(int(batch))
+
     def loaded_from_cache(self, batch: int) -> bool:
         """Whether the model for ``batch`` clips came from the on-disk cache."""
         return bool(self.compiled_for(batch).get_property("LOADED_FROM_CACHE"))

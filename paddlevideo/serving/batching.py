@@ -7,6 +7,8 @@ number of clients. A request hands in its rows (``slow [R,3,T/alpha,S,S]``, ``fa
 ``concurrent.futures.Future`` of its probabilities ``[R, K]``. The thread takes the oldest
 waiting item, then whatever else arrives within ``batch_wait`` seconds while the batch holds
 fewer than ``max_rows`` rows, runs the model once on all of it and hands each item its rows.
+When nothing is waiting and ``more_coming()`` says no other request is on its way (none is
+being decoded), the batch runs at once: a lone client never waits for company.
 """
 from __future__ import annotations
 
@@ -43,11 +45,13 @@ class DynamicBatcher:
     ``max_rows=1`` or ``batch_wait=0`` with one client runs items one by one."""
 
     def __init__(self, run_model: ModelFn, max_rows: int = 8, batch_wait: float = 0.01,
-                 on_run: Optional[Callable[[float, int], None]] = None) -> None:
+                 on_run: Optional[Callable[[float, int], None]] = None,
+                 more_coming: Optional[Callable[[], bool]] = None) -> None:
         if max_rows < 1:
             raise ValueError(f"max_rows must be at least 1, got {max_rows}")
         self.run_model, self.max_rows, self.batch_wait = run_model, int(max_rows), batch_wait
         self.on_run = on_run
+        self.more_coming = more_coming or (lambda: True)
         self.batch_sizes: List[int] = []  # rows per run, the latest 1000
         self._queue: queue.Queue = queue.Queue()
         self._stopping = False
@@ -77,6 +81,8 @@ class DynamicBatcher:
         items, rows = [first], first.rows
         deadline = time.monotonic() + self.batch_wait
         while rows < self.max_rows:
+            if self._queue.empty() and not self.more_coming():
+                break
             left = deadline - time.monotonic()
             try:
                 item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()

@@ -108,3 +108,18 @@ def describe() -> str:
             f"ProgramDesc static graph: {'yes' if legacy_program_ir() else 'no'}; "
             f"bf16 instructions: {'yes' if bf16 else 'no'}, bf16 conv3d kernel: "
             f"{'yes' if bf16_conv3d_kernel() else 'no'}")
+
+
+def cpu_description() -> str:
+    """``model name`` of /proc/cpuinfo and the instruction sets the engines use."""
+    name = "unknown CPU"
+    try:
+        with open(CPUINFO) as f:
+            name = next((ln.split(":", 1)[1].strip() for ln in f
+                         if ln.startswith("model name")), name)
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    flags = cpu_flags()
+    return f"{name}; " + ", ".join(f"{flag}: {'yes' if flag in flags else 'no'}"
+                                   for flag in wanted)

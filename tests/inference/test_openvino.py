@@ -141,6 +141,10 @@ def test_threads_and_batch_size_reach_openvino():
     assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
     assert [list(port.get_shape())[0] for port in compiled.inputs] == [3, 3]
     assert str(compiled.get_property("INFERENCE_PRECISION_HINT")) in ("f32", "<Type: 'float32'>")
+    # a service compiles every batch size its batcher may form before the first request
+    engine.prepare_batches(range(1, 5))
+    assert sorted(engine._compiled) == [1, 2, 3, 4]
+    assert [list(port.get_shape())[0] for port in engine.compiled_for(4).inputs] == [4, 4]
 
 
 def real_clips(tmp_path, views: int = 8):

@@ -76,3 +76,22 @@ def test_stop_runs_the_queued_items_then_refuses_new_ones():
     assert all(f.done() and f.exception() is None for f in futures)
     with pytest.raises(BatcherStopped):
         batcher.submit(*item(9))
+
+
+def test_a_lone_item_runs_at_once_when_nothing_more_is_coming():
+    # a 60 s wait would hold the lone item for a minute; with nothing being decoded it runs now
+    model = RecordingModel()
+    coming = threading.Event()
+    batcher = DynamicBatcher(model, max_rows=8, batch_wait=60, more_coming=coming.is_set)
+    assert float(batcher.submit(*item(7)).result(timeout=10)[0, 0]) == 7.0
+    assert model.sizes == [1]
+    # while another request is on its way, the batch waits for it and they run together
+    coming.set()
+    first = batcher.submit(*item(1))
+    time.sleep(0.3)
+    assert not first.done()
+    second = batcher.submit(*item(2, rows=7))  # fills the batch: it runs without the wait
+    assert float(first.result(timeout=10)[0, 0]) == 1.0
+    assert second.result(timeout=10).shape == (7, 2)
+    assert model.sizes == [1, 8]
+    batcher.stop()

@@ -28,6 +28,9 @@ class VideoDecodeError(RuntimeError):
         self.path = path
         self.reason = reason
 
+    def __reduce__(self):  # pickled whole: decoding may run in a worker process
+        return type(self), (self.path, self.reason)
+
 
 def _importable(module: str) -> bool:
     try:
