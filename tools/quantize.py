@@ -8,8 +8,10 @@ Reads an ``.xml`` (``tools/export_model.py --format openvino``), ``.onnx`` or a 
 (``.pdmodel``/``.json`` with ``--params_file``), decodes ``--num_samples`` videos spread over
 the list with the prediction preprocessing, runs NNCF's post-training quantization and writes
 ``OUT_DIR/<name>_int8.xml`` + ``.bin`` and ``OUT_DIR/quantization.json`` (how it was made). Then
-prints the share of calibration clips on which int8 and fp32 give the same top-1 class and warns
-when it is under 98 %. Run the result with ``tools/predict.py --precision int8``.
+prints the share of calibration clips on which int8 and fp32 give the same top-1 class and the
+top-1 accuracy of each against the list's labels, and warns when the agreement is under 98 % or
+int8's accuracy is more than 1 point under fp32's. Run the result with ``tools/predict.py
+--precision int8``.
 Exit status 2 for bad arguments (checked before any work), 1 if quantization failed.
 """
 import argparse
@@ -91,17 +93,20 @@ def quantize(args: argparse.Namespace, cfg, float_model) -> int:
 
     print(f"Decoding up to {args.num_samples} calibration clips from {args.calib_list}...",
           flush=True)
-    clips, skipped = q.calibration_clips(cfg, args.calib_list, args.num_samples,
-                                         args.data_prefix)
+    clips, labels, skipped = q.calibration_clips(cfg, args.calib_list, args.num_samples,
+                                                 args.data_prefix)
     for path in skipped:
         print(f"Warning: skipped {path}: cannot be decoded", file=sys.stderr)
     print(f"Quantizing {args.model_file} on {len(clips)} clips...", flush=True)
     int8_model = q.quantize_clips(float_model, clips, args.bias_correction)
-    agreement = q.top1_agreement(float_model, int8_model, clips)
+    scores = q.compare_top1(float_model, int8_model, clips, labels)
+    agreement = scores["agreement"]
     report = q.QuantizeReport(source_model=os.path.abspath(args.model_file),
                               calib_list=os.path.abspath(args.calib_list),
                               num_samples=args.num_samples, clips_used=len(clips),
                               clips_skipped=skipped, top1_agreement=round(agreement, 4),
+                              fp32_top1=round(scores["fp32_top1"], 4),
+                              int8_top1=round(scores["int8_top1"], 4),
                               bias_correction=args.bias_correction,
                               versions=q.package_versions())
     name = args.save_name or os.path.splitext(os.path.basename(args.model_file))[0]
@@ -109,6 +114,13 @@ def quantize(args: argparse.Namespace, cfg, float_model) -> int:
     print(f"Saved int8 model: {paths['model']}, {paths['weights']} ({paths['report']})")
     print(f"Top-1 agreement with fp32 on the {len(clips)} calibration clips: "
           f"{100 * agreement:.1f}%")
+    print(f"Top-1 accuracy on them (the list's labels): fp32 {100 * scores['fp32_top1']:.1f}%, "
+          f"int8 {100 * scores['int8_top1']:.1f}%")
+    if scores["int8_top1"] < scores["fp32_top1"] - q.ACCURACY_DROP_LIMIT:
+        print(f"Warning: int8 is {100 * (scores['fp32_top1'] - scores['int8_top1']):.1f} "
+              f"points less accurate than fp32 on these clips (more than "
+              f"{100 * q.ACCURACY_DROP_LIMIT:.0f}): calibrate on more or more typical clips, "
+              f"or keep fp32/bf16", file=sys.stderr)
     if agreement < q.AGREEMENT_THRESHOLD:
         print(f"Warning: int8 changes the top-1 class on {100 * (1 - agreement):.1f}% of the "
               f"clips (more than {100 * (1 - q.AGREEMENT_THRESHOLD):.0f}%): the quantization "

@@ -3,9 +3,10 @@
 Calibration clips come from a ``<path> <label>`` list (the validation list is the natural
 set) through the prediction preprocessing (:class:`.preprocess.ClipPreprocessor`: one centred
 clip per video), so the int8 ranges are measured on exactly what the model sees at run time.
-After quantization both models run on the same clips and the share of clips whose top-1 class
-is the same (``top1_agreement``) is reported; under :data:`AGREEMENT_THRESHOLD` the
-quantization is called harmful.
+After quantization both models run on the same clips: the share of clips whose top-1 class is
+the same (``top1_agreement``) and each model's top-1 accuracy against the list's labels are
+reported; agreement under :data:`AGREEMENT_THRESHOLD`, or int8 accuracy more than
+:data:`ACCURACY_DROP_LIMIT` below fp32's, calls the quantization harmful.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .preprocess import ClipPreprocessor
 # The share of calibration clips on which int8 must keep fp32's top-1 class (documented in
 # docs/export_predict.md): below it the quantized model is reported as hurting accuracy.
 AGREEMENT_THRESHOLD = 0.98
+ACCURACY_DROP_LIMIT = 0.01  # int8 top-1 accuracy may be at most 1 point under fp32's
 Clip = Tuple[np.ndarray, np.ndarray]  # (slow [1,3,T/alpha,S,S], fast [1,3,T,S,S])
 
 
@@ -45,6 +47,8 @@ class QuantizeReport:
     clips_skipped: List[str] = field(default_factory=list)
     top1_agreement: float = 0.0
     agreement_threshold: float = AGREEMENT_THRESHOLD
+    fp32_top1: float = 0.0  # top-1 accuracy on the calibration clips (the list's labels)
+    int8_top1: float = 0.0
     int8_model: str = ""
     preset: str = "performance"
     bias_correction: str = "full"
@@ -60,12 +64,14 @@ def spread_indices(count: int, wanted: int) -> List[int]:
 
 
 def calibration_clips(cfg: Mapping[str, Any], list_file: str, num_samples: int,
-                      data_prefix: Optional[str] = None) -> Tuple[List[Clip], List[str]]:
-    """Up to ``num_samples`` clips of the videos of ``list_file`` and the videos that could not
-    be decoded (skipped: one bad file should not stop a calibration)."""
+                      data_prefix: Optional[str] = None
+                      ) -> Tuple[List[Clip], List[int], List[str]]:
+    """Up to ``num_samples`` clips of the videos of ``list_file``, their labels, and the videos
+    that could not be decoded (skipped: one bad file should not stop a calibration)."""
     videos = read_video_list(list_file, data_prefix)
     preprocess = ClipPreprocessor(cfg, num_views=1)
     clips: List[Clip] = []
+    labels: List[int] = []
     skipped: List[str] = []
     for index in spread_indices(len(videos), num_samples):
         path = str(videos[index]["filename"])
@@ -73,9 +79,11 @@ def calibration_clips(cfg: Mapping[str, Any], list_file: str, num_samples: int,
             clips.append(preprocess(path))
         except VideoDecodeError:
             skipped.append(path)
+            continue
+        labels.append(int(videos[index]["labels"]))
     if not clips:
         raise QuantizeError(f"no video of {list_file} could be decoded for calibration")
-    return clips, skipped
+    return clips, labels, skipped
 
 
 def _paddle_to_onnx(model_file: str, params_file: Optional[str], tmp_dir: str) -> str:
@@ -124,19 +132,22 @@ def read_float_model(model_file: str, params_file: Optional[str] = None):
     return model
 
 
-def top1_agreement(float_model: Any, int8_model: Any, clips: List[Clip]) -> float:
-    """Share of ``clips`` on which the two models give the same top-1 class (both fp32
-    compute, so only the quantization differs)."""
+def compare_top1(float_model: Any, int8_model: Any, clips: List[Clip],
+                 labels: List[int]) -> Dict[str, float]:
+    """Over ``clips``: ``agreement`` (the share on which the two models give the same top-1
+    class), ``fp32_top1`` and ``int8_top1`` (each model's top-1 accuracy against ``labels``).
+    Both run with fp32 compute, so only the quantization differs."""
     import openvino as ov
 
     core = ov.Core()
     config = {"INFERENCE_PRECISION_HINT": "f32"}
     runs = [core.compile_model(m, "CPU", config) for m in (float_model, int8_model)]
-    same = 0
-    for clip in clips:
-        outputs = [np.asarray(run(model_feeds(float_model, clip))[0]) for run in runs]
-        same += int(outputs[0].argmax(-1)[0] == outputs[1].argmax(-1)[0])
-    return same / len(clips)
+    top1 = np.array([[int(np.asarray(run(model_feeds(float_model, clip))[0]).argmax(-1)[0])
+                      for run in runs] for clip in clips])
+    truth = np.asarray(labels)
+    return {"agreement": float(np.mean(top1[:, 0] == top1[:, 1])),
+            "fp32_top1": float(np.mean(top1[:, 0] == truth)),
+            "int8_top1": float(np.mean(top1[:, 1] == truth))}
 
 
 def model_feeds(model: Any, clip: Clip) -> Dict[str, np.ndarray]:

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import multiprocessing
+import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -80,9 +83,22 @@ class TimelineModel:
         return self._batcher.submit(slow, fast).result()
 
 
-def _init_worker(cfg: Dict[str, Any]) -> None:
+def _init_worker(cfg: Dict[str, Any], service_pid: int) -> None:
+    _die_with_parent(service_pid)
     _WORKER_CFG.clear()
     _WORKER_CFG.update(cfg)
+
+
+def _die_with_parent(service_pid: int) -> None:
+    """End this worker when the service process ends, however it ends (a SIGKILL included):
+    a pool worker waits on a queue it also holds the writing end of, so it would never see the
+    service go."""
+    try:  # Linux: the kernel sends SIGKILL when the parent exits
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != service_pid:  # the service ended while this worker was starting
+        os._exit(0)
 
 
 def _worker_ready() -> bool:
@@ -117,7 +133,8 @@ class ServedModel:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(dict(self.cfg),))
+                                   initializer=_init_worker,
+                                   initargs=(dict(self.cfg), os.getpid()))
 
     def _replace_broken_pool(self, broken: ProcessPoolExecutor) -> None:
         with self._pool_lock:

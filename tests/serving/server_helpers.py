@@ -187,3 +187,29 @@ def top_level_boxes(data: bytes) -> List[str]:
             break
         offset += size
     return names
+
+
+def decoding_workers(pid: int) -> List[int]:
+    """PIDs of a server's decoding workers (its ``spawn`` children, not the resource tracker)."""
+    children: List[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            children += [int(x) for x in f.read().split()]
+    workers = []
+    for child in children:
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                if b"spawn_main" in f.read():
+                    workers.append(child)
+        except FileNotFoundError:  # ended meanwhile
+            pass
+    return workers
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

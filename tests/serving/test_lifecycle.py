@@ -9,7 +9,13 @@ import pytest
 
 from tests.inference.helpers import REPO_ROOT, work_dir
 from tests.inference.timeline_helpers import CLASSES, FPS, clip_frames, three_action_video
-from tests.serving.server_helpers import Server, clip_video, send_body
+from tests.serving.server_helpers import (
+    Server,
+    alive,
+    clip_video,
+    decoding_workers,
+    send_body,
+)
 
 BOUNDARY = "b0undary"
 
@@ -38,8 +44,11 @@ def test_full_queue_is_429_and_sigterm_finishes_accepted_jobs_then_exits_0():
         assert int(headers["retry-after"]) >= 1
         _, first = server.json("GET", f"/v1/jobs/{jobs[0]}")
         assert first["status"] in ("queued", "running")  # the signal comes mid-work
+        workers = decoding_workers(server.process.pid)
+        assert len(workers) == 2
         started = time.monotonic()
         assert server.terminate(timeout=120) == 0
+        assert not any(alive(pid) for pid in workers)  # shut down with the service
         assert time.monotonic() - started < 120
         log = server.log()
         for job in jobs:  # both accepted jobs ran to the end before the exit
@@ -111,3 +120,19 @@ def test_bad_flags_stop_in_one_line_with_exit_2(flags, words):
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and words in errors[0] and "Traceback" not in done.stderr
+
+
+def test_decoding_workers_end_with_a_killed_server():
+    # a SIGKILL runs no shutdown code: the workers must still not outlive the service
+    server = Server()
+    try:
+        workers = decoding_workers(server.process.pid)
+        assert len(workers) == 2 and all(alive(pid) for pid in workers)
+        server.process.kill()
+        server.process.wait(30)
+        deadline = time.monotonic() + 20
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(alive(pid) for pid in workers)
+    finally:
+        server.stop()

@@ -14,6 +14,7 @@ from tests.inference.timeline_helpers import CLASSES, three_action_video
 from tests.serving.server_helpers import (
     Server,
     clip_video,
+    decoding_workers,
     multipart,
     send_body,
     top_level_boxes,
@@ -201,28 +202,12 @@ def test_unknown_job_and_route_are_json_404(server):
         metrics.decode()
 
 
-def _decoding_workers(pid: int):
-    """PIDs of the server's decoding workers (its ``spawn`` children)."""
-    import os
-
-    children = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            children += [int(x) for x in f.read().split()]
-    workers = []
-    for child in children:
-        with open(f"/proc/{child}/cmdline", "rb") as f:
-            if b"spawn_main" in f.read():  # not the resource tracker
-                workers.append(child)
-    return workers
-
-
 def test_a_crashed_decoder_is_a_422_and_new_workers_take_over(server):
     import os
     import signal
     import time
 
-    workers = _decoding_workers(server.process.pid)
+    workers = decoding_workers(server.process.pid)
     assert len(workers) == 2  # --workers 2, started at warm-up
     os.kill(workers[0], signal.SIGKILL)  # what a decoder crash on a hostile file does
     time.sleep(1)
@@ -230,6 +215,6 @@ def test_a_crashed_decoder_is_a_422_and_new_workers_take_over(server):
     assert status == 422 and "decoder crashed" in answer["error"], answer
     status, answer = server.upload("/v1/predict", clip_video(1), headers=AUTH)
     assert status == 200 and answer["top_k"][0]["class_name"] == CLASSES[1]
-    replaced = _decoding_workers(server.process.pid)
+    replaced = decoding_workers(server.process.pid)
     assert replaced and workers[0] not in replaced
     assert "A decoding worker died" in server.log()

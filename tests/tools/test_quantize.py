@@ -96,6 +96,24 @@ def test_quantize_writes_an_int8_model_and_how_it_was_made():
     assert printed and float(printed.group(1)) == pytest.approx(
         100 * report["top1_agreement"], abs=0.05)
     assert "skipped" in run["err"] and "broken.mp4" in run["err"]
+    # top-1 accuracy against the list's labels: fp32's as the fp32 engine gives it on the same
+    # centred clips; int8's can differ from it by at most the share of clips that disagree
+    videos, labels = [], []
+    for line in calibration_list().read_text().split("\n"):
+        if line and "broken" not in line:
+            videos.append(line.rsplit(" ", 1)[0])
+            labels.append(int(line.rsplit(" ", 1)[1]))
+    preprocess = ClipPreprocessor(timeline_config(), num_views=1)
+    engine = create_engine(three_class_export("openvino")["model"],
+                           options=EngineOptions(precision="fp32"))
+    top1 = [int(engine.run(*preprocess(video)).argmax()) for video in videos]
+    expected = np.mean(np.array(top1) == np.array(labels))
+    assert report["fp32_top1"] == pytest.approx(expected, abs=1e-4) and 0.5 <= expected < 1
+    assert abs(report["int8_top1"] - report["fp32_top1"]) <= 1 - report["top1_agreement"] + 1e-4
+    printed = re.search(r"Top-1 accuracy on them \(the list's labels\): fp32 ([\d.]+)%, int8 "
+                        r"([\d.]+)%", run["out"])
+    assert printed and [float(x) for x in printed.groups()] == pytest.approx(
+        [100 * report["fp32_top1"], 100 * report["int8_top1"]], abs=0.05)
 
 
 def test_int8_agrees_with_fp32_on_clips_it_was_not_calibrated_on():
