@@ -11,9 +11,10 @@ defaults) and one clip per model run (``--max_batch 1``). Each level of concurre
 ``--requests`` uploads to ``POST /v1/predict`` from that many client threads and reports
 requests/s, p50/p95/p99 latency, errors, the server's RSS (at the start, the end, and its
 peak), the share of wall time the model ran, clips per model run, CPU milliseconds per request
-in the server process and in its decoding workers, and the cores they used. Targets: no errors; at 16 clients, batching on gives at least 1.5x the requests/s of the
-one-at-a-time service and a p99 within 3x its p50; RSS flat (end within 20% + 50 MB of the
-start). Exit status 1 if a target is missed.
+in the server process and in its decoding workers, and the cores they used. Targets: no
+errors; at 16 clients, batching on gives at least 1.5x the requests/s of the one-at-a-time
+service and a p99 within 3x its p50; RSS flat (end within 20% + 50 MB of the start). Exit
+status 1 if a target is missed.
 """
 from __future__ import annotations
 

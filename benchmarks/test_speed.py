@@ -54,7 +54,7 @@ def prepare(folder: str, args: argparse.Namespace) -> Tuple[str, List[str]]:
                              val_per_class=per_class, seed=0, width=160, height=120,
                              frames=64, fps=30, workers=2)
     temporal, spatial = (int(x) for x in args.views.lower().split("x"))
-    overrides = [f"label_file={data['label_list']}",
+    overrides = [f"label_file={data['label_list']}", "MODEL.head.num_classes=8",
                  f"DATASET.test.file_path={data['val_list']}",
                  f"DATASET.test.num_ensemble_views={temporal}",
                  f"DATASET.test.num_spatial_crops={spatial}",
