@@ -45,9 +45,9 @@ import paddle.nn as nn
 from paddle.static import InputSpec
 
 from ..modeling.layers import norm_momenta
-from ..utils import cpu_features
 from ..utils.config import ConfigError
 from ..utils.logger import get_logger
+from . import training_kernels
 
 logger = get_logger()
 
@@ -328,9 +328,9 @@ def _onednn_missing(requested: str, amp: bool, world_size: int, device: str) -> 
         missing.append("AMP is on (the oneDNN path is float32)")
     if world_size > 1 and requested == "auto":
         missing.append(f"{world_size} processes (measured in one process only)")
-    if not cpu_features.onednn_training_kernels():
+    if not training_kernels.onednn_training_kernels():
         missing.append("this Paddle has no oneDNN conv3d/conv3d_grad kernels")
-    if not cpu_features.legacy_program_ir():
+    if not training_kernels.legacy_program_ir():
         missing.append("this Paddle has no ProgramDesc static graph")
     return missing
 

@@ -7,7 +7,7 @@ import pytest
 
 from paddlevideo.modeling.framework import Recognizer3D
 from paddlevideo.modeling.heads import SlowFastHead
-from paddlevideo.tasks import backbone_paths
+from paddlevideo.tasks import backbone_paths, training_kernels
 from paddlevideo.tasks.amp import AmpContext
 from paddlevideo.tasks.backbone_paths import (
     OneDNNFallbackWarning,
@@ -26,7 +26,7 @@ from paddlevideo.utils.config import ConfigError
 from tests.modeling.small_model import build_small, make_inputs
 
 needs_onednn = pytest.mark.skipif(
-    not (cpu_features.onednn_training_kernels() and cpu_features.legacy_program_ir()),
+    not (training_kernels.onednn_training_kernels() and training_kernels.legacy_program_ir()),
     reason="this Paddle build has no oneDNN conv3d training kernels")
 
 CROP = 32  # the backbone's program does not depend on the crop; a small one keeps steps quick
@@ -222,7 +222,7 @@ def test_onednn_eval_forward_matches_dygraph_and_keeps_pir():
 
 
 def test_auto_falls_back_when_the_kernels_are_missing(monkeypatch):
-    monkeypatch.setattr(cpu_features, "onednn_training_kernels", lambda: False)
+    monkeypatch.setattr(training_kernels, "onednn_training_kernels", lambda: False)
     reference, model = small(), small()
     assert apply_backbone_path(model, {"cpu_fast_path": "auto"}) == "dygraph"
     assert backbone_path(model) == "dygraph"
@@ -230,7 +230,7 @@ def test_auto_falls_back_when_the_kernels_are_missing(monkeypatch):
 
 
 def test_forced_onednn_warns_and_trains_in_dygraph_when_the_kernels_are_missing(monkeypatch):
-    monkeypatch.setattr(cpu_features, "onednn_training_kernels", lambda: False)
+    monkeypatch.setattr(training_kernels, "onednn_training_kernels", lambda: False)
     model = small()
     with pytest.warns(OneDNNFallbackWarning, match="no oneDNN conv3d/conv3d_grad kernels"):
         assert apply_backbone_path(model, {"cpu_fast_path": "onednn"}) == "dygraph"
@@ -259,7 +259,7 @@ def test_resolve_backbone_path_is_dygraph_where_onednn_was_not_measured_faster(c
 
 
 def test_resolve_backbone_path_without_onednn_kernels_is_dygraph(monkeypatch):
-    monkeypatch.setattr(cpu_features, "onednn_training_kernels", lambda: False)
+    monkeypatch.setattr(training_kernels, "onednn_training_kernels", lambda: False)
     assert resolve_backbone_path({}, device="cpu") == "dygraph"
     assert resolve_backbone_path({"cpu_fast_path": "onednn"}, device="cpu") == "dygraph"
 
@@ -318,12 +318,12 @@ def test_cpu_flags_and_bf16_detection(tmp_path):
 
 
 def test_kernel_queries_on_this_build():
-    assert cpu_features.has_kernel("conv3d", "float", "PLAIN")
-    assert not cpu_features.has_kernel("conv3d", "no_such_type")
-    assert not cpu_features.has_kernel("no_such_op", "float")
+    assert training_kernels.has_kernel("conv3d", "float", "PLAIN")
+    assert not training_kernels.has_kernel("conv3d", "no_such_type")
+    assert not training_kernels.has_kernel("no_such_op", "float")
     # Paddle 3.3 has no bfloat16 conv3d kernel: the reason no bf16 training path is offered
-    assert not cpu_features.bf16_conv3d_kernel()
-    assert "bf16 conv3d kernel: no" in cpu_features.describe()
+    assert not training_kernels.bf16_conv3d_kernel()
+    assert "bf16 conv3d kernel: no" in training_kernels.describe()
 
 
 @needs_onednn

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 import main as main_script
+from paddlevideo.tasks import training_kernels
 from paddlevideo.tasks.train import train_model
-from paddlevideo.utils import cpu_features, get_config
+from paddlevideo.utils import get_config
 from paddlevideo.utils.checkpoint import load
 from tests.conftest import REPO_ROOT
 from tests.tasks.conftest import DEMO_CONFIG, tiny_overrides
 
 pytestmark = pytest.mark.skipif(
-    not (cpu_features.onednn_training_kernels() and cpu_features.legacy_program_ir()),
+    not (training_kernels.onednn_training_kernels() and training_kernels.legacy_program_ir()),
     reason="this Paddle build has no oneDNN conv3d training kernels")
 
 PADDLEVIDEO_SLOWFAST = REPO_ROOT.parent / "shared" / "reference" / "paddlevideo" / "slowfast.yaml"
