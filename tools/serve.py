@@ -172,7 +172,15 @@ def main(argv=None) -> int:
     logging.getLogger("paddlevideo.serve").info(
         "serving on http://%s:%d (%d classes, token %s)", shown, port,
         len(predictor.class_names), "required" if args.token else "off")
-    return run_server(build_app(service), service, sock, args.shutdown_timeout)
+    code = run_server(build_app(service), service, sock, args.shutdown_timeout)
+    if service.cut_short:
+        # a job's thread is still inside the engine: ending the interpreter normally would
+        # tear the engine down under it (a C++ abort); the wait is over, so leave now
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ class Service:
                              on_decoded=self.metrics.add_decoded)
         self._latency = 1.0  # running mean of prediction seconds, for Retry-After
         self.stop_requested: Optional[float] = None  # monotonic time of SIGTERM/SIGINT
+        self.cut_short = False  # the shutdown's wait ended with work still running
 
     def try_admit(self) -> bool:
         with self._lock:
@@ -109,11 +110,13 @@ class Service:
         """Run the accepted jobs, stop the model and delete the private folder, all within
         ``shutdown_timeout`` of the stop request (``stop_requested``, else now)."""
         deadline = (self.stop_requested or time.monotonic()) + self.settings.shutdown_timeout
-        if not self.jobs.close(max(deadline - time.monotonic(), 0.0)):
+        jobs_done = self.jobs.close(max(deadline - time.monotonic(), 0.0))
+        if not jobs_done:
             LOG.warning("timeline jobs still running after %.0f s; stopping anyway",
                         self.settings.shutdown_timeout)
-        self.model.close(max(deadline - time.monotonic(), 0.0))
+        model_done = self.model.close(max(deadline - time.monotonic(), 0.0))
         shutil.rmtree(self.folder, ignore_errors=True)
+        self.cut_short = not (jobs_done and model_done)
 
 
 def error(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> JSONResponse:

@@ -69,12 +69,14 @@ class DynamicBatcher:
             self._queue.put(_Item(slow, fast, future))
         return future
 
-    def stop(self, timeout: Optional[float] = None) -> None:
-        """Run what is queued, then end the thread (work submitted later is refused)."""
+    def stop(self, timeout: Optional[float] = None) -> bool:
+        """Run what is queued, then end the thread (work submitted later is refused); whether
+        it ended within ``timeout``."""
         with self._lock:
             self._stopping = True
             self._queue.put(None)
         self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def _collect(self, first: _Item) -> List[_Item]:
         """``first`` plus the items that come within ``batch_wait`` and fit in ``max_rows``."""

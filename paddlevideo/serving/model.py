@@ -177,6 +177,8 @@ class ServedModel:
         logger.info("Warm-up: %d decoding workers, batch sizes 1-%d, in %.1f s", self.workers,
                     self.batcher.max_rows, time.perf_counter() - start)
 
-    def close(self, timeout: Optional[float] = None) -> None:
+    def close(self, timeout: Optional[float] = None) -> bool:
+        """End the decoding workers and the batcher; whether the model finished its work
+        within ``timeout``."""
         self.pool.shutdown(wait=True)
-        self.batcher.stop(timeout)
+        return self.batcher.stop(timeout)
