@@ -365,7 +365,10 @@ def test_validation_on_the_onednn_path_scores_as_the_dygraph_path():
     model.train()
     dygraph = run_validation(model, batches, 1, AmpContext())
     apply_backbone_path(model, {"cpu_fast_path": "onednn"})
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     onednn = run_validation(model, batches, 1, AmpContext())
+    for key, value in model.state_dict().items():  # evaluation changes no weight or statistic
+        np.testing.assert_array_equal(value.numpy(), before[key], err_msg=key)
     assert program_of(model).builder.evaluations == 1 and program_of(model).verified
     assert dygraph["samples"] == onednn["samples"] == 8
     assert dygraph["top1"] == pytest.approx(5 / 8)  # clips 0 and 2 of 3, 0 of 2
