@@ -5,8 +5,10 @@ usable from any test; the fixtures below build a few standard clips once per ses
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Dict, Optional, Union
 
 import numpy as np
@@ -14,6 +16,16 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = REPO_ROOT.parent / "shared" / "videos"
+
+
+def load_script(relative: str) -> ModuleType:
+    """A fresh module of a script of the repository (``"tools/predict.py"``), loaded from its
+    file: the scripts are not a package, and each call gets its own module state."""
+    spec = importlib.util.spec_from_file_location(
+        relative[:-3].replace("/", "_") + "_script", REPO_ROOT / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_video(path: Union[str, os.PathLike], frames: np.ndarray, fps: float = 30,

@@ -2,7 +2,6 @@
 that tool's own argument parser, so no documented flag can go stale; the ones that fit a CPU
 in seconds (``--help``, summary.py on the demo config) are run."""
 import contextlib
-import importlib.util
 import io
 import re
 import shlex
@@ -11,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_script
 
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^ *```[^\n]*\n(.*?)^ *```", re.MULTILINE | re.DOTALL)
@@ -68,11 +67,7 @@ DOCUMENTED = _documented()
 
 
 def _load(tool):
-    path = REPO_ROOT / f"{tool}.py"
-    spec = importlib.util.spec_from_file_location(tool.replace("/", "_") + "_doc", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"{tool}.py")
 
 
 def test_the_docs_document_every_tool():

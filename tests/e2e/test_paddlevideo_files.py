@@ -2,7 +2,6 @@
 of its SlowFast doc and usage guide (train, --validate, resume, fine-tune, --test -w,
 --multigrid, export, predict); only ``-o`` overrides for paths and sizes."""
 import csv
-import importlib.util
 import shutil
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 
 import main as main_script
 from paddlevideo.utils.checkpoint import load
-from tests.conftest import REPO_ROOT, write_video
+from tests.conftest import REPO_ROOT, load_script, write_video
 from tests.tasks.conftest import moving_square
 
 REFERENCE = REPO_ROOT.parent / "shared" / "reference" / "paddlevideo"
@@ -19,11 +18,7 @@ MULTIGRID = str(REFERENCE / "slowfast_multigrid.yaml")
 
 
 def load_tool(name):
-    path = REPO_ROOT / "tools" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_tool", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"tools/{name}.py")
 
 
 @pytest.fixture(scope="module")

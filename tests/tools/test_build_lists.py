@@ -1,5 +1,4 @@
 """tools/build_lists.py: class folders → label list + stratified, seeded, grouped split."""
-import importlib.util
 import os
 import re
 import subprocess
@@ -11,19 +10,12 @@ import pytest
 
 from paddlevideo.inference.labels import read_label_map
 from paddlevideo.loader.dataset.list_file import read_video_list
-from tests.conftest import REPO_ROOT, numbered_frames, write_video
+from tests.conftest import REPO_ROOT, load_script, numbered_frames, write_video
 
 SCRIPT = REPO_ROOT / "tools" / "build_lists.py"
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("build_lists_tool", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TOOL = _load_tool()
+TOOL = load_script("tools/build_lists.py")
 
 
 def _run(capsys, *args):

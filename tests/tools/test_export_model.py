@@ -1,5 +1,4 @@
 """``tools/export_model.py``: the 4x16 config as PaddleVideo's doc runs it, plus its error paths."""
-import importlib.util
 import os
 import re
 import subprocess
@@ -7,6 +6,7 @@ import sys
 
 import pytest
 
+from tests.conftest import load_script
 from tests.inference.helpers import (
     CONFIG_4X16,
     REPO_ROOT,
@@ -19,10 +19,7 @@ TOOL = REPO_ROOT / "tools" / "export_model.py"
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("export_model_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/export_model.py")
 
 
 @pytest.mark.slow

@@ -1,5 +1,4 @@
 """``tools/predict.py``: PaddleVideo's command and output lines, folders, JSON, errors."""
-import importlib.util
 import json
 import os
 import re
@@ -8,6 +7,7 @@ import sys
 
 import pytest
 
+from tests.conftest import load_script
 from tests.inference.helpers import (
     REPO_ROOT,
     SHARED_VIDEOS,
@@ -22,10 +22,7 @@ EXAMPLE = str(SHARED_VIDEOS / "example.avi")
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("predict_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/predict.py")
 
 
 def model_args(fmt="pdmodel"):

@@ -1,16 +1,12 @@
 """``tools/preflight.py``: the --master check before a launch fails in seconds with one line."""
-import importlib.util
 import socket
 import time
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import load_script
 
-_spec = importlib.util.spec_from_file_location("preflight_tool",
-                                               REPO_ROOT / "tools" / "preflight.py")
-_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_tool)
+_tool = load_script("tools/preflight.py")
 PreflightError, main, parse_master, preflight = (_tool.PreflightError, _tool.main,
                                                  _tool.parse_master, _tool.preflight)
 

@@ -4,7 +4,6 @@ The model is the three-class model of the timeline tests (classifier fitted to t
 motion classes), so its top-1 answers mean something and int8 must keep them.
 """
 import functools
-import importlib.util
 import json
 import re
 import subprocess
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 from paddlevideo.inference import ClipPreprocessor, EngineError, EngineOptions, create_engine
+from tests.conftest import load_script
 from tests.inference.helpers import (
     REPO_ROOT,
     small_config_file,
@@ -34,10 +34,7 @@ TOOL = REPO_ROOT / "tools" / "quantize.py"
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("quantize_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/quantize.py")
 
 
 @functools.cache

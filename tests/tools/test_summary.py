@@ -1,18 +1,13 @@
 """``tools/summary.py``: parameter counts and GMACs per clip at the config's test size."""
-import importlib.util
 import re
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_script
 
-TOOL = REPO_ROOT / "tools" / "summary.py"
 CONFIGS = REPO_ROOT / "configs" / "recognition" / "slowfast"
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("summary_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/summary.py")
 
 
 def test_full_4x16_parameters_without_running_it(capsys):
