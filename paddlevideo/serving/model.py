@@ -23,7 +23,6 @@ import ctypes
 import multiprocessing
 import os
 import signal
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -119,8 +118,7 @@ class ServedModel:
         self.predictor, self.cfg, self.metrics = predictor, cfg, metrics
         self.max_views = max_views
         self.workers = workers
-        self._pool_lock = threading.Lock()
-        self.pool = self._new_pool()
+        self.pool = self._new_pool()  # replaced from the event loop's thread only
         self.decoding = 0  # requests between upload and the batcher (event-loop thread only)
         self.batcher = DynamicBatcher(predictor.run_model, max_rows=max_batch,
                                       batch_wait=batch_wait,
@@ -137,10 +135,9 @@ class ServedModel:
                                    initargs=(dict(self.cfg), os.getpid()))
 
     def _replace_broken_pool(self, broken: ProcessPoolExecutor) -> None:
-        with self._pool_lock:
-            if self.pool is broken:
-                logger.warning("A decoding worker died; starting new workers")
-                self.pool = self._new_pool()
+        if self.pool is broken:  # the first of the requests it failed replaces it
+            logger.warning("A decoding worker died; starting new workers")
+            self.pool = self._new_pool()
         broken.shutdown(wait=False, cancel_futures=True)
 
     async def video_probs(self, path: str, views: int) -> np.ndarray:

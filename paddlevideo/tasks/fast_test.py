@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import numpy as np
 import paddle
 
-from ..utils.cpu_features import usable_cores
+from ..utils.cpu_features import one_cpu_process, usable_cores
 from ..utils.logger import get_logger
 
 logger = get_logger()
@@ -25,8 +25,7 @@ ETA_LOG_LINES = 20  # about this many progress lines per test run
 
 def wants_engine_path(cfg: Dict[str, Any], world_size: int) -> bool:
     """One process on a CPU whose config does not ask for the dynamic graph."""
-    on_cpu = not paddle.is_compiled_with_cuda() or paddle.device.get_device() == "cpu"
-    return on_cpu and world_size == 1 and cfg.get("cpu_fast_path") not in ("dygraph", False)
+    return one_cpu_process(world_size) and cfg.get("cpu_fast_path") not in ("dygraph", False)
 
 
 class EngineTestForward:

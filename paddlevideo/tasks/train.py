@@ -31,7 +31,7 @@ from ..modeling.layers import aggregate_sub_bn_stats
 from ..solver import build_lr, build_optimizer
 from ..utils.checkpoint import NonFiniteCheckpointError, load_weights, save_finite_weights
 from ..utils.config import ConfigError, check_config
-from ..utils.cpu_features import math_threads, usable_cores
+from ..utils.cpu_features import math_threads, one_cpu_process, usable_cores
 from ..utils.dist import all_reduce_sum, collective, get_world_size
 from ..utils.logger import get_logger
 from .amp import AmpContext
@@ -233,10 +233,10 @@ def validate(run: TrainRun, model: nn.Layer, done: int) -> None:
     """Validation after ``done`` epochs; the best model so far is saved (finite only). A
     non-finite validation loss stops training as a non-finite training loss does. One process
     on a CPU runs the model on every core it may use while validating."""
-    single = run.world_size == 1
-    local_stop = (lambda: run.stop is not None and run.stop.requested) if single else None
-    threads = math_threads(usable_cores()) \
-        if single and paddle.device.get_device() == "cpu" else contextlib.nullcontext()
+    local_stop = (lambda: run.stop is not None and run.stop.requested) \
+        if run.world_size == 1 else None
+    threads = math_threads(usable_cores()) if one_cpu_process(run.world_size) \
+        else contextlib.nullcontext()
     with threads:
         result = run_validation(model, run.valid_loader, done, run.amp, local_stop)
     run.writer.scalars("val", result, done)

@@ -24,6 +24,13 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def one_cpu_process(world_size: int) -> bool:
+    """This is the only process of the run and it runs on the CPU: its model may use every
+    core it may use."""
+    on_cpu = not paddle.is_compiled_with_cuda() or paddle.device.get_device() == "cpu"
+    return on_cpu and world_size == 1
+
+
 @contextlib.contextmanager
 def math_threads(count: int) -> Iterator[None]:
     """Paddle's CPU kernels (oneDNN, the GEMMs) use ``count`` threads in the body, then the
